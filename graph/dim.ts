@@ -90,6 +90,8 @@ export function dimToString(d: Dim): string {
 
 /** Parse `pos + seq`, `2*seq - 1`, `seq`, `12`. Returns undefined when it is not a dim. */
 export function parseDim(src: string): Dim | undefined {
+  // Whitespace may separate terms and operators, never split a name or a number.
+  if (/[A-Za-z0-9_]\s+[A-Za-z0-9_]/.test(src)) return undefined;
   const text = src.replace(/\s+/g, '');
   if (text === '') return undefined;
   const re = /([+-]?)(?:(\d+)\*)?([A-Za-z_][A-Za-z0-9_]*)|([+-]?)(\d+)/y;

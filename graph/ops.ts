@@ -5,19 +5,23 @@
  *
  * Conventions: shapes are row-major; axes may be negative (counted from the end); elementwise
  * binary ops broadcast NumPy-style (align trailing dims; a dim of 1 stretches); reductions keep
- * the reduced axis with size 1 so results broadcast back against their input.
+ * the reduced axis with size 1 so results broadcast back against their input. Arithmetic on i32
+ * values wraps to 32 bits and division truncates toward zero, as in C.
  */
 import { type DType, isDType } from './dtype.js';
 import { type Dim, dimAdd, dimEq, dimSub, isStatic, productEq, shapeToString, dimToString } from './dim.js';
 import { ShapeError } from './errors.js';
-import { type TensorType, normAxis, typeToString } from './types.js';
+import { KilnError } from './errors.js';
+import type { Node } from './graph.js';
+import { type TensorType, normAxis, typeEq, typeToString } from './types.js';
+import { validate } from './validate.js';
 
 export const UNARY_OPS = ['neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'silu', 'gelu'] as const;
 export const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'max', 'min', 'pow'] as const;
 export const REDUCE_OPS = ['sum', 'mean', 'amax'] as const;
 export const SOURCE_OPS = ['input', 'param', 'state', 'const', 'iota'] as const;
-export const LAYOUT_OPS = ['reshape', 'transpose', 'slice', 'concat', 'broadcast', 'gather'] as const;
-export const SPECIAL_OPS = ['matmul', 'softmax', 'rmsnorm', 'rope', 'causal_mask'] as const;
+export const LAYOUT_OPS = ['reshape', 'transpose', 'slice', 'update_slice', 'concat', 'broadcast', 'gather'] as const;
+export const SPECIAL_OPS = ['matmul', 'softmax', 'rmsnorm', 'rope', 'causal_mask', 'fused'] as const;
 
 export type UnaryOp = (typeof UNARY_OPS)[number];
 export type BinaryOp = (typeof BINARY_OPS)[number];
@@ -31,8 +35,18 @@ export type OpKind =
   | (typeof SPECIAL_OPS)[number];
 
 /** Attribute kinds, so that JSON graphs can be checked and dims decoded on load. */
-export type AttrKind = 'int' | 'float' | 'bool' | 'string' | 'dtype' | 'dim' | 'dims' | 'ints' | 'floats';
-export type AttrValue = number | boolean | string | Dim | readonly Dim[] | readonly number[];
+export type AttrKind = 'int' | 'float' | 'bool' | 'string' | 'dtype' | 'dim' | 'dims' | 'ints' | 'floats' | 'graph';
+/**
+ * The body of a fused op: a small graph whose `input` nodes are named `arg0`, `arg1`, … (the fused
+ * op's operands, in order) and whose single output is the fused op's result.
+ */
+export interface FusedBody {
+  readonly name: string;
+  readonly nodes: readonly Node[];
+  readonly outputs: readonly { readonly name: string; readonly value: number }[];
+  readonly meta: Readonly<Record<string, unknown>>;
+}
+export type AttrValue = number | boolean | string | Dim | readonly Dim[] | readonly number[] | FusedBody;
 export type Attrs = Readonly<Record<string, AttrValue>>;
 
 export interface OpDef {
@@ -264,6 +278,28 @@ const defs: OpDef[] = [
     },
   },
   {
+    kind: 'update_slice',
+    arity: 2,
+    attrs: { axis: 'int', start: 'dim' },
+    meaning:
+      'base with update written over it along `axis` at [start, start + update.shape[axis]); all other dims equal. How a step writes new keys and values into a KV cache (backends do it in place when base is state).',
+    infer: ([base, upd], attrs) => {
+      sameDtype('update_slice', [base!, upd!]);
+      const r = base!.shape.length;
+      const ax = axisOf('update_slice', attrs, r);
+      if (upd!.shape.length !== r) fail('K1002', `update_slice: ranks differ: ${shapeToString(base!.shape)} and ${shapeToString(upd!.shape)}`);
+      upd!.shape.forEach((d, i) => {
+        if (i !== ax && !dimEq(d, base!.shape[i]!))
+          fail('K1008', `update_slice: dim ${i} differs: ${shapeToString(base!.shape)} and ${shapeToString(upd!.shape)}`);
+      });
+      const end = dimAdd(attrs['start'] as Dim, upd!.shape[ax]!);
+      const size = base!.shape[ax]!;
+      if (isStatic(size) && isStatic(end) && end > size)
+        fail('K1009', `update_slice: end ${dimToString(end)} is past the size ${size} of axis ${ax} of ${shapeToString(base!.shape)}`);
+      return base!;
+    },
+  },
+  {
     kind: 'concat',
     arity: 'variadic',
     attrs: { axis: 'int' },
@@ -359,6 +395,32 @@ const defs: OpDef[] = [
       return x!;
     },
   },
+  {
+    kind: 'fused',
+    arity: 'variadic',
+    attrs: { pattern: 'string', body: 'graph' },
+    meaning:
+      'Made only by passes: the value of `body` (a graph whose inputs arg0, arg1, … are the operands) computed as one kernel. `pattern` names the kernel (rope_qk, swiglu, elementwise); the body is the decomposition into core ops that gives it its meaning.',
+    infer: (xs, attrs) => {
+      const body = attrs['body'] as FusedBody;
+      try {
+        validate(body);
+      } catch (e) {
+        if (e instanceof KilnError) fail('K1015', `fused ${String(attrs['pattern'])}: body: ${e.message}`);
+        throw e;
+      }
+      const args = body.nodes.filter((n) => n.op === 'input');
+      if (args.length !== xs.length) fail('K1015', `fused: body takes ${args.length} operands, got ${xs.length}`);
+      for (const n of args) {
+        const i = /^arg(\d+)$/.exec(String(n.attrs['name']))?.[1];
+        const t = i === undefined ? undefined : xs[Number(i)];
+        if (!t) fail('K1015', `fused: body input '${String(n.attrs['name'])}' is not arg0…arg${xs.length - 1}`);
+        if (!typeEq(t, n.type)) fail('K1006', `fused: operand ${i} is ${typeToString(t)}, body expects ${typeToString(n.type)}`);
+      }
+      if (body.outputs.length !== 1) fail('K1015', `fused: body must have one output, has ${body.outputs.length}`);
+      return body.nodes.find((n) => n.id === body.outputs[0]!.value)!.type;
+    },
+  },
 ];
 
 export const OPS: Readonly<Record<OpKind, OpDef>> = Object.fromEntries(defs.map((d) => [d.kind, d])) as Record<OpKind, OpDef>;
@@ -395,5 +457,7 @@ export function attrMatches(kind: AttrKind, v: unknown): boolean {
       return Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x));
     case 'floats':
       return Array.isArray(v) && v.every((x) => typeof x === 'number');
+    case 'graph':
+      return typeof v === 'object' && v !== null && Array.isArray((v as FusedBody).nodes) && Array.isArray((v as FusedBody).outputs);
   }
 }

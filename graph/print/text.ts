@@ -1,0 +1,60 @@
+import type { Graph } from '../graph.js';
+import { typeToString } from '../types.js';
+import { foldLine, planFold } from './fold.js';
+import { formatLoc, formatOp, graphSymbols } from './format.js';
+
+/**
+ * The text dump: a header, one line per node, then the outputs, in aligned columns
+ *
+ *   graph tiny (symbols: pos, seq)
+ *   %12 = matmul %10, %11 {transB}   f32[seq, 4096]   layers.0.attn.q   examples/llama.ts(57,13)
+ *   output logits = %40              f32[seq, 32000]
+ *
+ * With `fold`, blocks identical to the first of their family (see fold.ts) become one line.
+ * Stable for a given graph, so two dumps diff cleanly.
+ */
+export interface TextOptions {
+  readonly fold?: boolean;
+}
+
+const GAP = '   ';
+/** Wider cells overflow instead of pushing every other line to the right. */
+const MAX_WIDTH = [64, 28, 36];
+
+type Row = readonly string[] | string;
+
+export function printText(g: Graph, opts: TextOptions = {}): string {
+  const syms = graphSymbols(g);
+  const header = `graph ${g.name} (${syms.length ? `symbols: ${syms.join(', ')}` : 'no symbols'})`;
+  const plan = opts.fold ? planFold(g) : undefined;
+  const rows: Row[] = [];
+  const shownRuns = new Set<object>();
+  for (const n of g.nodes) {
+    const run = plan?.hidden.get(n.id);
+    if (run) {
+      if (!shownRuns.has(run)) rows.push(foldLine(run));
+      shownRuns.add(run);
+      continue;
+    }
+    rows.push([formatOp(n), typeToString(n.type), n.scope, formatLoc(n.loc)]);
+  }
+  const types = new Map(g.nodes.map((n) => [n.id, n.type]));
+  for (const o of g.outputs) {
+    const t = types.get(o.value);
+    rows.push([`output ${o.name} = %${o.value}`, t ? typeToString(t) : '?', '', '']);
+  }
+  return [header, ...align(rows)].join('\n') + '\n';
+}
+
+function align(rows: readonly Row[]): string[] {
+  const widths = MAX_WIDTH.map((max, c) =>
+    Math.min(max, Math.max(0, ...rows.map((r) => (typeof r === 'string' ? 0 : r[c]!.length)))),
+  );
+  return rows.map((r) => {
+    if (typeof r === 'string') return r;
+    return r
+      .map((cell, c) => (c < widths.length ? cell.padEnd(widths[c]!) : cell))
+      .join(GAP)
+      .trimEnd();
+  });
+}

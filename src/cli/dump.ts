@@ -1,0 +1,44 @@
+import { KilnError } from '../../graph/errors.js';
+import { writeFileAtomic, writeStdout } from './io.js';
+import { loadGraph } from './load.js';
+
+export interface DumpOptions {
+  readonly format: 'text' | 'json' | 'dot';
+  /** Whether --format was given (with --svg alone, nothing goes to stdout). */
+  readonly formatGiven?: boolean;
+  readonly svg?: string;
+  readonly fold?: boolean;
+  readonly out?: string;
+  readonly typecheck?: boolean;
+}
+
+/** Write a whole file or nothing; a path we cannot write to is the user's to fix. */
+export function writeOutputFile(path: string, data: string): void {
+  try {
+    writeFileAtomic(path, data);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'its directory does not exist' : (e as Error).message;
+    throw new KilnError('K1016', `cannot write '${path}': ${why}`);
+  }
+}
+
+/** `kiln dump`: the graph as text (default), JSON or DOT, to stdout or --out; --svg renders it. */
+export async function dump(spec: string, opts: DumpOptions): Promise<void> {
+  const g = await loadGraph(spec, { typecheck: opts.typecheck !== false });
+  const print = await import('../../graph/print/index.js');
+  const fold = opts.fold === true;
+  if (opts.svg !== undefined) {
+    const svg = await print.renderSvg(print.printDot(g, { fold }));
+    writeOutputFile(opts.svg, svg);
+    process.stderr.write(`wrote ${opts.svg} (${g.nodes.length} nodes)\n`);
+    if (!opts.formatGiven && opts.out === undefined) return;
+  }
+  let text = opts.format === 'json' ? print.stringifyGraph(g) : opts.format === 'dot' ? print.printDot(g, { fold }) : print.printText(g, { fold });
+  if (!text.endsWith('\n')) text += '\n';
+  if (opts.out !== undefined) {
+    writeOutputFile(opts.out, text);
+    process.stderr.write(`wrote ${opts.out} (${g.nodes.length} nodes)\n`);
+  } else {
+    await writeStdout(text);
+  }
+}

@@ -1,0 +1,66 @@
+import { defaultContext, type ModelInfo, modelInfo } from '../analysis/info.js';
+import { commas, humanBytes, humanFlops, table } from './format.js';
+import { writeStdout } from './io.js';
+import { loadGraph } from './load.js';
+
+export interface InfoOptions {
+  readonly context?: number;
+  readonly json?: boolean;
+  readonly typecheck?: boolean;
+}
+
+/** `kiln info`: the model's size and cost, as text or JSON. */
+export async function info(spec: string, opts: InfoOptions): Promise<void> {
+  const g = await loadGraph(spec, { typecheck: opts.typecheck !== false });
+  const facts = modelInfo(g, opts.context ?? defaultContext(g));
+  await writeStdout(opts.json ? `${JSON.stringify(facts, null, 2)}\n` : formatInfo(facts));
+}
+
+export function formatInfo(m: ModelInfo): string {
+  const C = m.context;
+  const out: string[] = [];
+  const p = m.params;
+  out.push(
+    `model ${m.name}`,
+    table([
+      ['parameters', `${commas(p.count)} in ${p.tensors} tensors${p.symbolic.length ? ` (+ ${p.symbolic.length} with symbolic shapes: ${p.symbolic.join(', ')})` : ''}`],
+      ['weight bytes', `${commas(p.bytes)} (${humanBytes(p.bytes)}, f32)`],
+      ['context', `${commas(C)}`],
+    ]),
+  );
+
+  const env = Object.entries(m.graph.env).map(([k, v]) => `${k}=${v}`).join(', ');
+  const byOp = Object.entries(m.graph.flops.byOp)
+    .sort((a, b) => b[1] - a[1])
+    .map(([op, f]) => [op, `${humanFlops(f)} (${((100 * f) / (m.graph.flops.total || 1)).toFixed(1)}%)`] as const);
+  out.push(
+    '',
+    `graph FLOPs, one run${env ? ` with ${env}` : ''} (counted per op from the shapes)`,
+    table([
+      ['total', `${commas(m.graph.flops.total)} (${humanFlops(m.graph.flops.total)})`],
+      [`per token`, `${commas(m.graph.flopsPerToken)} (${humanFlops(m.graph.flopsPerToken)}, averaged over ${commas(m.graph.tokens)} token${m.graph.tokens === 1 ? '' : 's'})`],
+    ]),
+    table(byOp, '    '),
+  );
+
+  const l = m.llama;
+  if (l) {
+    const d = l.decodeFlopsPerToken;
+    out.push(
+      '',
+      `decode one token at context ${commas(C)} (from the LLaMA config)`,
+      table([
+        ['FLOPs/token', `${commas(d.total)} (${humanFlops(d.total)})`],
+        ['  weights', `${commas(d.weights)} = 2 · matmul weights (q, k, v, o and the FFN's per layer, and the output head)`],
+        ['  attention', `${commas(d.attention)} = 2 · 2 · nLayers · C · nHeads · headDim (q·kᵀ and the weighted sum of v over C positions)`],
+        ['', 'norms, RoPE, softmax and elementwise ops are not counted'],
+        ['KV cache', `${commas(l.kvBytesPerToken)} bytes/token = 2 · nLayers · nKvHeads · headDim · 4 (f32)`],
+        ['  full context', `${commas(l.kvBytesFullContext)} bytes (${humanBytes(l.kvBytesFullContext)}) at maxSeqLen ${commas(l.config.maxSeqLen)}`],
+      ]),
+      '',
+      'config',
+      table(Object.entries(l.config).map(([k, v]) => [k, typeof v === 'number' && Number.isInteger(v) ? commas(v) : String(v)])),
+    );
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,122 @@
+import { readFileSync, statSync } from 'node:fs';
+import { extname, relative, resolve, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { KilnError } from '../../graph/errors.js';
+import type { Graph } from '../../graph/graph.js';
+import { isModel, type Model } from '../dsl/model.js';
+import { DiagnosticsError, userThrowSite } from './report.js';
+import { readStdin, withStatus } from './io.js';
+import { knownClean, rememberClean } from './typecheck-cache.js';
+
+/**
+ * Turns the `<model>` argument into a graph. It is one of:
+ *   preset:NAME          a built-in LLaMA configuration
+ *   -                    a JSON graph on stdin
+ *   file.json            a JSON graph (as `kiln dump --format json` writes it)
+ *   file.ts / file.mts   a model file: type-checked, imported, its Model built
+ * Every way it can fail on the user's side is a KilnError K1013 naming the file.
+ */
+
+export interface LoadOptions {
+  /** Type-check .ts model files before importing them (default true). */
+  readonly typecheck?: boolean;
+}
+
+const TS_EXTS = new Set(['.ts', '.mts', '.cts']);
+const JS_EXTS = new Set(['.js', '.mjs']);
+
+function display(path: string): string {
+  const rel = relative(process.cwd(), resolve(path));
+  return (rel.startsWith('..') ? resolve(path) : rel).split(sep).join('/');
+}
+
+function cannotLoad(message: string): KilnError {
+  return new KilnError('K1013', message);
+}
+
+export async function loadGraph(spec: string, opts: LoadOptions = {}): Promise<Graph> {
+  if (spec.startsWith('preset:')) {
+    const name = spec.slice('preset:'.length);
+    const { presetModel } = await import('../dsl/presets.js');
+    let model: Model;
+    try {
+      model = presetModel(name);
+    } catch (e) {
+      // The name came from the command line: there is no source line to point at.
+      if (e instanceof KilnError) throw new KilnError(e.code, e.message);
+      throw e;
+    }
+    return buildModel(model, `preset:${name}`);
+  }
+  if (spec === '-') {
+    const { parseGraph } = await import('../../graph/print/json.js');
+    if (process.stdin.isTTY) process.stderr.write('kiln: reading a JSON graph from stdin (end with Ctrl-D)\n');
+    return parseGraph(await readStdin(), '<stdin>');
+  }
+
+  const name = display(spec);
+  let isDir: boolean;
+  try {
+    isDir = statSync(spec).isDirectory();
+  } catch {
+    throw cannotLoad(`cannot find model file '${name}'`);
+  }
+  if (isDir) throw cannotLoad(`'${name}' is a directory; give a model file (.ts or .json) or preset:NAME`);
+
+  const ext = extname(spec).toLowerCase();
+  if (ext === '.json') {
+    const { parseGraph } = await import('../../graph/print/json.js');
+    return parseGraph(readFileSync(spec, 'utf8'), name);
+  }
+  if (!TS_EXTS.has(ext) && !JS_EXTS.has(ext))
+    throw cannotLoad(`'${name}' is not a model file: expected .ts, .mts, .json, '-' (stdin) or preset:NAME`);
+
+  if (TS_EXTS.has(ext) && opts.typecheck !== false && !knownClean(spec)) {
+    const { diagnostics, files } = await withStatus(`type-checking ${name}`, async () => {
+      const { typecheckModelFile } = await import('./typecheck.js');
+      return typecheckModelFile(spec);
+    });
+    if (diagnostics.length > 0) {
+      const { formatTsDiagnostic } = await import('./typecheck.js');
+      throw new DiagnosticsError(diagnostics.map(formatTsDiagnostic));
+    }
+    rememberClean(spec, files);
+  }
+  const model = await importModel(spec, name);
+  return buildModel(model, name);
+}
+
+async function importModel(path: string, name: string): Promise<Model> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(resolve(path)).href)) as Record<string, unknown>;
+  } catch (e) {
+    throw asUserError(e, `cannot load '${name}'`);
+  }
+  const candidate = isModel(mod['default']) ? mod['default'] : mod['model'];
+  if (!isModel(candidate))
+    throw cannotLoad(`'${name}' exports no model: expected \`export default defineModel(...)\` or \`export const model = ...\``);
+  return candidate;
+}
+
+async function buildModel(model: Model, name: string): Promise<Graph> {
+  return withStatus(`building ${model.name}`, () => {
+    try {
+      return model.build();
+    } catch (e) {
+      throw asUserError(e, `building '${name}' failed`);
+    }
+  });
+}
+
+/**
+ * A KilnError stays as it is. Anything else thrown from the user's own code (a TypeError in their
+ * model file) is their mistake: a K1013 at the line that threw. Thrown from inside kiln, it is ours
+ * and stays an internal error.
+ */
+function asUserError(e: unknown, what: string): unknown {
+  if (e instanceof KilnError) return e;
+  const site = userThrowSite(e);
+  if (!site) return e;
+  return new KilnError('K1013', `${what}: ${e instanceof Error ? e.message : String(e)}`, site);
+}

@@ -1,0 +1,121 @@
+import { type Dim, sym } from '../../graph/dim.js';
+import type { DType } from '../../graph/dtype.js';
+import { GraphBuilder } from '../../graph/builder.js';
+import type { Graph } from '../../graph/graph.js';
+import type { Attrs, OpKind } from '../../graph/ops.js';
+import type { TensorType } from '../../graph/types.js';
+import { defineModel, type Model } from './model.js';
+
+/**
+ * Typed tensors. A `Tensor<['seq', 'dim']>` is a value of the graph whose type parameter names
+ * its dims, so that `matmul([seq, dim], [hidden, out])` is an editor error. The names live only
+ * in the types; at run time a tensor is a builder and a value id, and the shape rules of
+ * graph/ops.ts check the real dims.
+ */
+export type Names = readonly string[];
+
+/**
+ * One named dim in the types. The method makes the name compare *bivariantly*, so a dim whose
+ * name widened to `string` (it came from a plain number) matches any name, while two different
+ * literal names do not.
+ */
+export interface DimTag<N extends string> {
+  _(name: N): void;
+}
+
+export class Tensor<S extends Names = Names> {
+  declare readonly __dims?: { readonly [K in keyof S]: DimTag<S[K] & string> };
+  constructor(
+    readonly m: ModelBuilder,
+    readonly id: number,
+  ) {}
+  get type(): TensorType {
+    return this.m.graph.typeOf(this.id);
+  }
+  get shape(): readonly Dim[] {
+    return this.type.shape;
+  }
+  get rank(): number {
+    return this.type.shape.length;
+  }
+}
+
+/** A dim declared by name: symbolic (`seq`) or static (`dim` = 4096). */
+export interface NamedDim<N extends string = string> {
+  readonly name: N;
+  readonly dim: Dim;
+}
+
+/** What a shape may list: named dims, plain numbers, or raw IR dims (`pos + seq`). */
+export type DimArg = NamedDim | number | Dim;
+
+/** The names of a shape argument; numbers and raw dims widen to `string` (they match any name). */
+export type NamesOf<D extends readonly DimArg[]> = { -readonly [K in keyof D]: D[K] extends NamedDim<infer N> ? N : string };
+
+export function toDim(d: DimArg): Dim {
+  return typeof d === 'object' && 'name' in d ? d.dim : d;
+}
+
+export function toDims(ds: readonly DimArg[]): Dim[] {
+  return ds.map(toDim);
+}
+
+/** Declares dims, inputs, params and outputs of one model; ops take its tensors. */
+export class ModelBuilder {
+  readonly graph: GraphBuilder;
+  constructor(name: string) {
+    this.graph = new GraphBuilder(name);
+  }
+
+  /** `dim('seq')` is a symbol bound at run time; `dim('dim', 4096)` a static size with a name. */
+  dim<const N extends string>(name: N, size?: number): NamedDim<N> {
+    return { name, dim: size === undefined ? sym(name) : size };
+  }
+
+  input<const D extends readonly DimArg[]>(name: string, dtype: DType, shape: D): Tensor<NamesOf<D>> {
+    return this.source('input', name, dtype, shape);
+  }
+
+  param<const D extends readonly DimArg[]>(name: string, shape: D, dtype: DType = 'f32'): Tensor<NamesOf<D>> {
+    return this.source('param', name, dtype, shape);
+  }
+
+  state<const D extends readonly DimArg[]>(name: string, shape: D, dtype: DType = 'f32'): Tensor<NamesOf<D>> {
+    return this.source('state', name, dtype, shape);
+  }
+
+  output(name: string, t: Tensor): void {
+    this.graph.output(name, t.id);
+  }
+
+  /** Run `fn` inside a named scope, so its nodes read `layers.3.attn.q` in dumps. */
+  scope<T>(name: string | number, fn: () => T): T {
+    return this.graph.within(name, fn);
+  }
+
+  meta(key: string, value: unknown): void {
+    this.graph.setMeta(key, value);
+  }
+
+  /** Add a raw IR node; the ops in ops.ts are the typed way in. */
+  add<S extends Names = Names>(op: OpKind, inputs: readonly Tensor[], attrs: Attrs = {}): Tensor<S> {
+    return new Tensor<S>(this, this.graph.add(op, inputs.map((t) => t.id), attrs));
+  }
+
+  build(): Graph {
+    return this.graph.build();
+  }
+
+  private source<S extends Names>(op: 'input' | 'param' | 'state', name: string, dtype: DType, shape: readonly DimArg[]): Tensor<S> {
+    return this.add<S>(op, [], { name, dtype, shape: toDims(shape) });
+  }
+}
+
+/** A model from a build function: `export default model('llama', (m) => { ... m.output('logits', x) })`. */
+export function model(name: string, fn: (m: ModelBuilder) => void): Model {
+  return defineModel(name, () => {
+    const m = new ModelBuilder(name);
+    fn(m);
+    return m.build();
+  });
+}

@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import { KilnError } from '../graph/errors.js';
+import type { Graph } from '../graph/graph.js';
+import { typeToString } from '../graph/types.js';
+import { add, exp, linear, matmul, max, model, mul, nn, reshape, sigmoid, transpose, type ModelBuilder } from '../src/index.js';
+import shapeMistake from './fixtures/dsl/shape-mistake.js';
+
+function build(fn: (m: ModelBuilder) => void): Graph {
+  return model('t', fn).build();
+}
+
+const types = (g: Graph) => g.nodes.map((n) => `${n.op} ${typeToString(n.type)}`);
+
+describe('typed tensors', () => {
+  it('declares symbolic and static dims, inputs and params', () => {
+    const g = build((m) => {
+      const seq = m.dim('seq');
+      const dim = m.dim('dim', 8);
+      expect(seq).toEqual({ name: 'seq', dim: { terms: { seq: 1 }, offset: 0 } });
+      expect(dim).toEqual({ name: 'dim', dim: 8 });
+      const x = m.input('x', 'f32', [seq, dim]);
+      const w = m.param('w', [16, dim]);
+      m.output('y', linear(x, w));
+    });
+    expect(types(g)).toEqual(['input f32[seq, 8]', 'param f32[16, 8]', 'matmul f32[seq, 16]']);
+    expect(g.nodes[2]!.attrs).toEqual({ transB: true });
+    expect(g.outputs).toEqual([{ name: 'y', value: 2 }]);
+  });
+
+  it('turns numbers into scalar consts that broadcast', () => {
+    const g = build((m) => {
+      const x = m.input('x', 'f32', [3, 4]);
+      m.output('y', add(mul(x, 0.5), 2));
+    });
+    expect(types(g)).toEqual(['input f32[3, 4]', 'const f32[]', 'mul f32[3, 4]', 'const f32[]', 'add f32[3, 4]']);
+    expect(g.nodes[1]!.attrs).toEqual({ dtype: 'f32', shape: [], value: [0.5] });
+  });
+
+  it('computes on plain numbers with the same functions', () => {
+    expect(sigmoid(0)).toBe(0.5);
+    expect(exp(0)).toBe(1);
+    expect(max(1, 2)).toBe(2);
+    expect(mul(3, 4)).toBe(12);
+  });
+
+  it('records scopes and the line of this file on every node', () => {
+    const g = build((m) => {
+      const x = m.input('x', 'f32', [m.dim('seq'), 8]);
+      m.scope('layers', () => m.scope(3, () => m.output('y', nn.linear(x, 'w', 4, 'q'))));
+    });
+    expect(g.nodes.map((n) => n.scope)).toEqual(['', 'layers.3.q', 'layers.3.q']);
+    expect(g.nodes.every((n) => n.loc?.file === 'tests/dsl.test.ts')).toBe(true);
+  });
+
+  it('carries layout ops through to the IR', () => {
+    const g = build((m) => {
+      const seq = m.dim('seq');
+      const x = m.input('x', 'f32', [seq, 6]);
+      const r = reshape(x, [seq, 2, 3]);
+      m.output('y', transpose(r, [1, 0, 2]));
+    });
+    expect(types(g)).toEqual(['input f32[seq, 6]', 'reshape f32[seq, 2, 3]', 'transpose f32[2, seq, 3]']);
+  });
+});
+
+describe('shape errors point at the model file', () => {
+  it('reports the fixture line and column with the dims', () => {
+    let err: unknown;
+    try {
+      shapeMistake.build();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(KilnError);
+    const k = err as KilnError;
+    expect(k.headline).toBe('tests/fixtures/dsl/shape-mistake.ts(11,13): error K1003: matmul inner dims differ: [seq, 64] @ [64, 256]ᵀ (64 vs 256)');
+    expect(k.format().split('\n').slice(1)).toEqual(['11 |   const y = linear(ok, w);', '                 ^']);
+  });
+
+  it('reports a matmul built in this file at this file', () => {
+    const err = (() => {
+      try {
+        build((m) => {
+          matmul(m.input('a', 'f32', [2, 3]), m.param('b', [4, 5]));
+        });
+      } catch (e) {
+        return e as KilnError;
+      }
+      return undefined;
+    })();
+    expect(err?.code).toBe('K1003');
+    expect(err?.loc?.file).toBe('tests/dsl.test.ts');
+    expect(err?.message).toBe('matmul inner dims differ: [2, 3] @ [4, 5] (3 vs 4)');
+  });
+});
+
+describe('attention', () => {
+  const attnGraph = (nHeads: number, nKvHeads: number) =>
+    build((m) => {
+      const x = m.input('x', 'f32', [m.dim('seq'), 16]);
+      const w = { q: 'wq', k: 'wk', v: 'wv', o: 'wo' };
+      m.output('y', nn.attention(x, w, { nHeads, nKvHeads, headDim: 4, rope: { base: 10000, layout: 'half' } }));
+    });
+
+  it.each([
+    [4, 4, 'MHA', []],
+    [4, 2, 'GQA', ['reshape f32[2, 2*seq, 4]', 'matmul f32[2, 2*seq, seq]', 'reshape f32[4, seq, seq]']],
+    [4, 1, 'MQA', ['reshape f32[1, 4*seq, 4]', 'matmul f32[1, 4*seq, seq]', 'reshape f32[4, seq, seq]']],
+  ])('%i query heads over %i kv heads (%s) group the queries per kv head', (h, kv, _, grouped) => {
+    const g = attnGraph(h, kv);
+    const t = types(g);
+    for (const line of grouped) expect(t).toContain(line);
+    expect(t.filter((l) => l.startsWith('param'))).toEqual(['param f32[16, 16]', `param f32[${4 * kv}, 16]`, `param f32[${4 * kv}, 16]`, 'param f32[16, 16]']);
+    expect(t.at(-1)).toBe('matmul f32[seq, 16]');
+    expect(g.nodes.filter((n) => n.op === 'causal_mask')).toHaveLength(1);
+    expect(new Set(g.nodes.map((n) => n.scope))).toEqual(new Set(['', 'attn', 'attn.q', 'attn.k', 'attn.v', 'attn.q_rope', 'attn.k_rope', 'attn.scores', 'attn.o']));
+  });
+
+  it('rejects heads that do not group', () => {
+    expect(() => attnGraph(4, 3)).toThrow('attention: nHeads (4) must be divisible by nKvHeads (3)');
+  });
+});
+
+describe('nn blocks', () => {
+  it('layerNorm is built from core ops', () => {
+    const g = build((m) => m.output('y', nn.layerNorm(m.input('x', 'f32', [3, 8]), 'w', 'b', 1e-5)));
+    expect(g.nodes.map((n) => n.op)).toEqual(['input', 'mean', 'sub', 'mul', 'mean', 'const', 'add', 'rsqrt', 'mul', 'param', 'mul', 'param', 'add']);
+  });
+
+  it.each([
+    ['swiglu', ['silu', 'mul']],
+    ['geglu', ['gelu', 'mul']],
+    ['gelu', ['gelu']],
+    ['relu', ['relu']],
+    ['relu2', ['relu', 'mul']],
+  ] as const)('feedForward %s', (act, ops) => {
+    const g = build((m) => m.output('y', nn.feedForward(m.input('x', 'f32', [m.dim('seq'), 8]), { gate: 'g', up: 'u', down: 'd' }, 12, act)));
+    const middle = g.nodes.filter((n) => !['input', 'param', 'matmul'].includes(n.op)).map((n) => n.op);
+    expect(middle).toEqual(ops);
+    expect(g.nodes.filter((n) => n.op === 'param').length).toBe(ops.at(-1) === 'mul' && act !== 'relu2' ? 3 : 2);
+  });
+
+  it('residual adds the block to its input', () => {
+    const g = build((m) => {
+      const x = m.input('x', 'f32', [2, 4]);
+      m.output('y', nn.residual(x, (x) => mul(x, 3)));
+    });
+    expect(g.nodes.map((n) => n.op)).toEqual(['input', 'const', 'mul', 'add']);
+  });
+});
