@@ -32,37 +32,28 @@ export default model('llama', (m) => {
   for (let l = 0; l < config.nLayers; l++) {
     m.scope(`layers.${l}`, () => {
       // attention: x + attn(rmsnorm(x))
-      const h = nn.rmsNorm(x, `blk.${l}.attn_norm.weight`, config.normEps, 'attn_norm'); // [seq, dim]
-      const a = nn.attention(
-        h,
-        {
+      x = nn.residual(x, (x) => {
+        const h = nn.rmsNorm(x, `blk.${l}.attn_norm.weight`, config.normEps, 'attn_norm'); // [seq, dim]
+        const weights = {
           q: `blk.${l}.attn_q.weight`, // [heads·headDim, dim]
           k: `blk.${l}.attn_k.weight`, // [kvHeads·headDim, dim]
           v: `blk.${l}.attn_v.weight`, // [kvHeads·headDim, dim]
           o: `blk.${l}.attn_output.weight`, // [dim, heads·headDim]
-        },
-        {
-          nHeads: config.nHeads,
-          nKvHeads: config.nKvHeads,
-          headDim,
-          rope: { base: config.ropeBase, layout: 'interleaved' },
-        },
-      ); // [seq, dim]
-      x = nn.residual(x, () => a); // [seq, dim]
+        };
+        const rope = { base: config.ropeBase, layout: 'interleaved' } as const;
+        return nn.attention(h, weights, { nHeads: config.nHeads, nKvHeads: config.nKvHeads, headDim, rope }); // [seq, dim]
+      }); // [seq, dim]
 
       // feed-forward: x + down(silu(gate(h)) ⊙ up(h)), h = rmsnorm(x)
-      const f = nn.rmsNorm(x, `blk.${l}.ffn_norm.weight`, config.normEps, 'ffn_norm'); // [seq, dim]
-      const y = nn.feedForward(
-        f,
-        {
+      x = nn.residual(x, (x) => {
+        const h = nn.rmsNorm(x, `blk.${l}.ffn_norm.weight`, config.normEps, 'ffn_norm'); // [seq, dim]
+        const weights = {
           gate: `blk.${l}.ffn_gate.weight`, // [hidden, dim]
           up: `blk.${l}.ffn_up.weight`, // [hidden, dim]
           down: `blk.${l}.ffn_down.weight`, // [dim, hidden]
-        },
-        hidden,
-        'swiglu',
-      ); // [seq, dim]
-      x = nn.residual(x, () => y); // [seq, dim]
+        };
+        return nn.feedForward(h, weights, hidden, 'swiglu'); // [seq, dim]
+      }); // [seq, dim]
     });
   }
 

@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   K1015: 'invalid graph',
   K1016: 'bad command-line value',
   K1017: 'missing or malformed runtime value',
+  K1018: 'the graph does not have what a pass needs',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

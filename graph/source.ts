@@ -8,7 +8,7 @@ import type { SourceLoc } from './errors.js';
  * file that built the node, not at a line inside kiln.
  */
 const KILN_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const LIBRARY_DIRS = ['graph', 'src', 'passes', 'backends', 'node_modules'].map((d) => resolve(KILN_ROOT, d) + sep);
+const LIBRARY_DIRS = ['graph', 'src', 'passes', 'backends', 'bin', 'node_modules'].map((d) => resolve(KILN_ROOT, d) + sep);
 
 /** Library files that are themselves model definitions (the LLaMA family): nodes built there point there. */
 const modelFiles = new Set<string>();

@@ -63,6 +63,7 @@ describe('unsupported syntax is an error inside the arrow', () => {
     ['closure', `${F}(9,60): error K1011: unsupported syntax in activation: Identifier (k): only the parameter x may be named (no closure variables); ${SUPPORTED}`],
     ['loop', `${F}(13,5): error K1011: unsupported syntax in activation: VariableDeclaration (let y = x;): a block body may only hold one return statement; ${SUPPORTED}`],
     ['unknownCall', `${F}(18,56): error K1011: unsupported syntax in activation: CallExpression (Math.floor(x)); ${SUPPORTED}`],
+    ['definedAbove', `${F}(20,31): error K1011: unsupported syntax in activation: ConditionalExpression (x > 0 ? sigmoid(x) : 0); ${SUPPORTED}`],
   ])('%s', (name, headline) => {
     const make = (bad as Record<string, () => unknown>)[name]!;
     let err: unknown;

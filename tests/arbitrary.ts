@@ -4,7 +4,7 @@ import { type Dim, dimAdd, dimScale, dimSub, isStatic, sym } from '../graph/dim.
 import type { DType } from '../graph/dtype.js';
 import { KilnError, type SourceLoc } from '../graph/errors.js';
 import type { Graph, Node } from '../graph/graph.js';
-import { type AttrKind, type AttrValue, OPS, type OpKind } from '../graph/ops.js';
+import { type AttrKind, type AttrValue, type FusedBody, OPS, type OpKind, SOURCE_OPS } from '../graph/ops.js';
 import { type TensorType, normAxis } from '../graph/types.js';
 
 /**
@@ -14,9 +14,11 @@ import { type TensorType, normAxis } from '../graph/types.js';
  * (static sizes and symbols such as `seq`, `pos + seq`), a few inputs/params/state of shapes
  * drawn from the pool, then a sequence of steps. Each step draws an op from the table (or from
  * `ops`), operands among the values so far and attributes by their declared kind, and keeps the
- * node only if the op's shape rule accepts it (it tries a few times, then skips the step). Values
- * are drawn from the pool so shapes often agree, which is what lets binary ops and matmuls
- * through. Scopes, source positions, outputs and `meta` are random too.
+ * node only if the op's shape rule accepts it (it tries a few operands and attributes, then skips
+ * the step). Dims are drawn from the pool so shapes often agree, which is what lets binary ops and
+ * matmuls through. An op with a graph attribute (`fused`) gets a body made for its operands: inputs
+ * arg0, arg1, … then a few random core ops. Scopes, source positions, outputs and `meta` are random
+ * too.
  *
  * Steps carry a seed rather than fast-check choices for every detail: shrinking removes steps,
  * sources and outputs, which is what makes a failing graph small.
@@ -132,10 +134,10 @@ function buildGraph(r: Recipe, ops: readonly OpKind[]): Graph {
   for (const step of r.steps) {
     const pick = rng(step.seed);
     const scope = SCOPES[pick(SCOPES.length)]!;
-    for (let attempt = 0; attempt < 6; attempt++) {
-      const op = ops[pick(ops.length)]!;
+    // The op is drawn once per step, so ops with picky rules (rope, matmul) get their tries too.
+    const op = ops[pick(ops.length)]!;
+    for (let attempt = 0; attempt < 8; attempt++) {
       const drawn = drawNode(op, types, r.pool, step.floats, pick);
-      if (!drawn) continue;
       try {
         const id = inScope(b, scope, () => b.add(op, drawn.inputs, drawn.attrs, step.loc ?? defaultLoc));
         if (!step.loc) noLoc.add(id);
@@ -164,20 +166,23 @@ interface Drawn {
 }
 
 /** Operands and attributes for one try of `op`; the shape rule has the last word. */
-function drawNode(op: OpKind, types: readonly TensorType[], pool: readonly Dim[], floats: readonly number[], pick: (n: number) => number): Drawn | undefined {
+function drawNode(op: OpKind, types: readonly TensorType[], pool: readonly Dim[], floats: readonly number[], pick: (n: number) => number): Drawn {
   const def = OPS[op];
   const arity = def.arity === 'variadic' ? 1 + pick(3) : def.arity;
   const n = types.length;
   // Recent values half the time: chains of ops are what real graphs are made of.
   const any = () => (pick(2) === 0 ? n - 1 - pick(Math.min(n, 4)) : pick(n));
   const inputs: number[] = arity > 0 ? [any()] : [];
+  // A body is made to fit its operands, so ops with one take all their operands first.
+  if (hasBody(op)) while (inputs.length < arity) inputs.push(any());
   const first = arity > 0 ? types[inputs[0]!] : undefined;
+  const operands = inputs.map((i) => types[i]!);
   const attrs: Record<string, AttrValue> = {};
   for (const [name, kind] of Object.entries(def.attrs)) {
     if (def.optional?.includes(name) && pick(2) === 0) continue;
-    attrs[name] = drawAttr(op, name, kind, { first, attrs, pool, floats, pick, id: n });
+    attrs[name] = drawAttr(op, name, kind, { first, operands, attrs, pool, floats, pick, id: n });
   }
-  for (let k = 1; k < arity; k++) {
+  for (let k = inputs.length; k < arity; k++) {
     // Prefer operands the rule accepts next to the first; otherwise any value (which may fail).
     const fits = types.map((_, i) => i).filter((i) => accepts(op, [first!, types[i]!], attrs));
     inputs.push(fits.length > 0 && pick(4) !== 0 ? fits[pick(fits.length)]! : any());
@@ -194,8 +199,43 @@ function accepts(op: OpKind, ts: readonly TensorType[], attrs: Record<string, At
   }
 }
 
+function hasBody(op: OpKind): boolean {
+  return Object.values(OPS[op].attrs).includes('graph');
+}
+
+/** Ops a fused body may hold: no sources (its only inputs are arg0, arg1, …), no nested bodies. */
+const BODY_OPS = (Object.keys(OPS) as OpKind[]).filter((k) => !(SOURCE_OPS as readonly string[]).includes(k) && !hasBody(k));
+const BODY_LOC: SourceLoc = { file: 'passes/fuse.ts', line: 1, col: 1 };
+
+/** A body for a fused op over `operands`: inputs arg0… of their types, then 1–3 random ops. */
+function drawBody(operands: readonly TensorType[], c: AttrCtx): FusedBody {
+  const b = new GraphBuilder('body');
+  const types: TensorType[] = [];
+  operands.forEach((t, i) => {
+    const id = b.add('input', [], { name: `arg${i}`, dtype: t.dtype, shape: [...t.shape] }, BODY_LOC);
+    types[id] = t;
+  });
+  const steps = 1 + c.pick(3);
+  for (let s = 0; s < steps; s++) {
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const op = BODY_OPS[c.pick(BODY_OPS.length)]!;
+      const drawn = drawNode(op, types, c.pool, c.floats, c.pick);
+      try {
+        const id = b.add(op, drawn.inputs, drawn.attrs, BODY_LOC);
+        types[id] = b.typeOf(id);
+        break;
+      } catch (e) {
+        if (!(e instanceof KilnError)) throw e;
+      }
+    }
+  }
+  b.output('out', types.length - 1);
+  return b.build();
+}
+
 interface AttrCtx {
   readonly first: TensorType | undefined;
+  readonly operands: readonly TensorType[];
   readonly attrs: Record<string, AttrValue>;
   readonly pool: readonly Dim[];
   readonly floats: readonly number[];
@@ -236,6 +276,8 @@ function drawAttr(op: OpKind, name: string, kind: AttrKind, c: AttrCtx): AttrVal
     case 'ints':
       if (name === 'perm') return permutation(rank, pick);
       return Array.from({ length: pick(4) }, () => pick(5) - 1);
+    case 'graph':
+      return drawBody(c.operands, c);
     case 'floats': {
       const count = shapeSoFar.every(isStatic) ? shapeSoFar.reduce<number>((a, d) => a * (d as number), 1) : 1;
       const len = pick(2) === 0 || count > 64 ? 1 : count;

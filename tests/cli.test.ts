@@ -1,10 +1,11 @@
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InternalError, KilnError } from '../graph/errors.js';
 import { buildProgram } from '../src/cli/main.js';
+import { withStatus, writeFileAtomic } from '../src/cli/io.js';
 import { DiagnosticsError, reportError } from '../src/cli/report.js';
 
 /**
@@ -30,8 +31,8 @@ function kiln(args: string[], opts: { input?: string; cwd?: string; env?: Record
   return spawnSync(process.execPath, [KILN, ...args], { cwd: opts.cwd ?? ROOT, input: opts.input, encoding: 'utf8', env: env(opts.env) });
 }
 
-function sh(script: string): SpawnSyncReturns<string> {
-  return spawnSync('bash', ['-c', script], { cwd: ROOT, encoding: 'utf8', env: env({ KILN: KILN }) });
+function sh(script: string, extra: Record<string, string> = {}): SpawnSyncReturns<string> {
+  return spawnSync('bash', ['-c', script], { cwd: ROOT, encoding: 'utf8', env: env({ KILN, ...extra }) });
 }
 
 describe('kiln info', () => {
@@ -58,8 +59,9 @@ describe('kiln info', () => {
 describe('kiln dump', () => {
   it('pipes JSON into a second kiln that prints text, and stops quietly when the reader goes away', () => {
     const r = sh(
-      'node "$KILN" dump preset:tiny --format json | node "$KILN" dump - --format text > "$0"; echo "${PIPESTATUS[*]}"; ' +
-        'node "$KILN" dump preset:llama3-8b | head -n 1; echo "${PIPESTATUS[0]}"'.replace('$0', join(tmp, 'tiny.txt')),
+      'node "$KILN" dump preset:tiny --format json | node "$KILN" dump - --format text > "$OUT"; echo "${PIPESTATUS[*]}"; ' +
+        'node "$KILN" dump preset:llama3-8b | head -n 1; echo "${PIPESTATUS[0]}"',
+      { OUT: join(tmp, 'tiny.txt') },
     );
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toBe('0 0');
@@ -114,6 +116,17 @@ describe('model files', () => {
     const r = kiln(['compile', 'type-error.ts'], { cwd: tmp });
     expect(r.status).toBe(1);
     expect(r.stderr).toBe("type-error.ts(4,7): error TS2322: Type 'string' is not assignable to type 'number'.\n");
+  });
+
+  it('a model in a folder without "type": "module" loads as CommonJS and still reports K1003', () => {
+    // kiln's modules load twice there (ESM for the CLI, CommonJS for the model): errors must still be recognised
+    const dir = join(tmp, 'cjs');
+    mkdirSync(dir, { recursive: true });
+    const src = readFileSync(join(ROOT, 'tests/fixtures/cli/shape-mistake.ts'), 'utf8').replaceAll("'../../../", `'${ROOT}/`);
+    writeFileSync(join(dir, 'model.ts'), src);
+    const r = kiln(['compile', '--no-typecheck', 'model.ts'], { cwd: dir });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^model\.ts\(10,15\): error K1003: matmul inner dims differ/);
   });
 
   it('compile prints the summary of a valid model', () => {
@@ -182,5 +195,33 @@ describe('in process', () => {
     expect(all).not.toContain('internal error: internal error');
     expect(all).toContain('kiln: internal error: undefined is not a function\n');
     expect(all).toMatch(/Please report it/);
+  });
+
+  it('writeFileAtomic replaces a file whole, and leaves nothing behind when it cannot', () => {
+    const dir = join(tmp, 'atomic');
+    mkdirSync(join(dir, 'taken'), { recursive: true });
+    writeFileAtomic(join(dir, 'a.txt'), 'first');
+    writeFileAtomic(join(dir, 'a.txt'), 'second');
+    expect(readFileSync(join(dir, 'a.txt'), 'utf8')).toBe('second');
+    expect(() => writeFileAtomic(join(dir, 'taken'), 'x')).toThrow(); // a directory stands there
+    expect(readdirSync(dir).sort()).toEqual(['a.txt', 'taken']);
+  });
+
+  it('withStatus shows a status line only on a terminal, and clears it', async () => {
+    const written: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    const tty = process.stderr.isTTY;
+    process.stderr.write = ((s: string) => written.push(s) > 0) as typeof process.stderr.write;
+    try {
+      process.stderr.isTTY = false;
+      expect(await withStatus('type-checking m.ts', () => 1)).toBe(1);
+      expect(written).toEqual([]);
+      process.stderr.isTTY = true;
+      await expect(withStatus('building m', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    } finally {
+      process.stderr.write = write;
+      process.stderr.isTTY = tty;
+    }
+    expect(written).toEqual(['kiln: building m…', '\r\x1b[K']);
   });
 });

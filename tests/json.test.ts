@@ -132,7 +132,7 @@ describe('malformed graph JSON is K1014 naming the file and the JSON path', () =
     rejects((j) => (j.nodes[2].inputs = [0]), 'graph.json: nodes[2].inputs: rmsnorm takes 2 operand(s), got 1');
     rejects((j) => (j.nodes[2].attrs.eps = 'tiny'), 'graph.json: nodes[2].attrs.eps: expected a number (or "NaN", "Infinity", "-Infinity", "-0"), got "tiny"');
     rejects((j) => delete j.nodes[2].attrs.eps, 'graph.json: nodes[2].attrs: missing attribute "eps" of rmsnorm');
-    rejects((j) => (j.nodes[2].attrs.axis = 1), 'graph.json: nodes[2].attrs: unknown field "axis"');
+    rejects((j) => (j.nodes[2].attrs.axis = 1), 'graph.json: nodes[2].attrs: unknown attribute "axis" of rmsnorm');
     rejects((j) => (j.nodes[4].attrs.transB = 1), 'graph.json: nodes[4].attrs.transB: expected true or false, got 1');
     rejects((j) => (j.nodes[5].attrs.value[0] = 'nan'), 'graph.json: nodes[5].attrs.value[0]: expected a number (or "NaN", "Infinity", "-Infinity", "-0"), got "nan"');
     rejects((j) => (j.nodes[2].loc.line = 0), 'graph.json: nodes[2].loc.line: expected a positive integer, got 0');
@@ -142,6 +142,26 @@ describe('malformed graph JSON is K1014 naming the file and the JSON path', () =
   it('checks types and shape rules on load', () => {
     rejects((j) => (j.nodes[4].type.shape[1] = 5), 'graph.json: nodes[4].type: f32[seq, 5] differs from f32[seq, 4], which matmul gives here');
     rejects((j) => (j.nodes[4].attrs.transB = false), 'graph.json: nodes[4]: matmul inner dims differ: [seq, 8] @ [4, 8] (8 vs 4)');
+  });
+
+  it('checks the body of a fused op like the graph around it, with the path into it', () => {
+    const body = new GraphBuilder('body');
+    const a = body.add('input', [], { name: 'arg0', dtype: 'f32', shape: [4] }, undefined);
+    body.output('out', body.add('exp', [a], {}, undefined));
+    const b = new GraphBuilder('outer');
+    const x = b.add('input', [], { name: 'x', dtype: 'f32', shape: [4] }, undefined);
+    b.output('y', b.add('fused', [x], { pattern: 'elementwise', body: body.build() }, undefined));
+    const g = b.build();
+    const text = stringifyGraph(g);
+    expect(parseGraph(text, 'f.json')).toEqual(g);
+    const broken = (edit: (j: any) => void) => {
+      const j = JSON.parse(text);
+      edit(j);
+      return errorOf(JSON.stringify(j)).message;
+    };
+    expect(broken((j) => (j.nodes[1].attrs.body.nodes[1].op = 'expp'))).toBe('graph.json: nodes[1].attrs.body.nodes[1].op: expected an op name, got "expp"');
+    expect(broken((j) => delete j.nodes[1].attrs.body.meta)).toBe('graph.json: nodes[1].attrs.body: missing field "meta"');
+    expect(broken((j) => (j.nodes[1].attrs.body.outputs = []))).toBe('graph.json: nodes[1]: fused: body must have one output, has 0');
   });
 
   it('checks outputs and what only the validator sees', () => {

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../graph/builder.js';
 import { dimAdd, sym } from '../graph/dim.js';
 import { InternalError } from '../graph/errors.js';
-import type { Graph } from '../graph/graph.js';
+import type { Graph, Node } from '../graph/graph.js';
+import type { FusedBody } from '../graph/ops.js';
 import { blockOf, dotString, planFold, printDot, printText, renderSvg } from '../graph/print/index.js';
 import { arbGraph } from './arbitrary.js';
 
@@ -141,14 +142,48 @@ describe('printText', () => {
     expect(planFold(b.build()).runs).toEqual([]);
   });
 
+  it('prints a fused op with its body under it', () => {
+    const body = new GraphBuilder('body');
+    const a = body.add('input', [], { name: 'arg0', dtype: 'f32', shape: [sym('seq'), 8] }, at(1));
+    const bb = body.add('input', [], { name: 'arg1', dtype: 'f32', shape: [sym('seq'), 8] }, at(1));
+    body.output('out', body.add('mul', [body.add('silu', [a], {}, at(2)), bb], {}, at(3)));
+    const b = new GraphBuilder('fusedy');
+    const g1 = b.add('input', [], { name: 'gate', dtype: 'f32', shape: [sym('seq'), 8] }, at(5));
+    const u = b.add('input', [], { name: 'up', dtype: 'f32', shape: [sym('seq'), 8] }, at(6));
+    const f = b.within('ffn', () => b.add('fused', [g1, u], { pattern: 'swiglu', body: body.build() }, at(7)));
+    b.output('h', f);
+    expect(printText(b.build())).toBe(
+      [
+        'graph fusedy (symbols: seq)',
+        '%0 = input "gate"                      f32[seq, 8]         examples/tiny.ts(5,7)',
+        '%1 = input "up"                        f32[seq, 8]         examples/tiny.ts(6,7)',
+        '%2 = fused %0, %1 {pattern="swiglu"}   f32[seq, 8]   ffn   examples/tiny.ts(7,7)',
+        '    │ %0 = input "arg0"                f32[seq, 8]         examples/tiny.ts(1,7)',
+        '    │ %1 = input "arg1"                f32[seq, 8]         examples/tiny.ts(1,7)',
+        '    │ %2 = silu %0                     f32[seq, 8]         examples/tiny.ts(2,7)',
+        '    │ %3 = mul %2, %1                  f32[seq, 8]         examples/tiny.ts(3,7)',
+        '    │ return %3',
+        'output h = %2                          f32[seq, 8]',
+        '',
+      ].join('\n'),
+    );
+    expect(printDot(b.build())).toContain('n2 [label="%2 fused {pattern=\\"swiglu\\", body=(4 nodes)}\\nf32[seq, 8]"];');
+  });
+
   it('prints every random graph with one line per node and output, folded or not', () => {
+    // A fused op's body adds its nodes and a `return` line.
+    const rows = (n: Node): number => {
+      const body = n.op === 'fused' ? (n.attrs['body'] as FusedBody) : undefined;
+      return 1 + (body ? body.nodes.reduce((k, m) => k + rows(m), 0) + body.outputs.length : 0);
+    };
     fc.assert(
       fc.property(arbGraph(), (g) => {
         const lines = printText(g).trimEnd().split('\n');
-        expect(lines).toHaveLength(1 + g.nodes.length + g.outputs.length);
+        expect(lines).toHaveLength(1 + g.nodes.reduce((k, n) => k + rows(n), 0) + g.outputs.length);
         const plan = planFold(g);
         const folded = printText(g, { fold: true }).trimEnd().split('\n');
-        expect(folded).toHaveLength(1 + g.nodes.length - plan.hidden.size + plan.runs.length + g.outputs.length);
+        const shown = g.nodes.filter((n) => !plan.hidden.has(n.id));
+        expect(folded).toHaveLength(1 + shown.reduce((k, n) => k + rows(n), 0) + plan.runs.length + g.outputs.length);
       }),
       { numRuns: 200 },
     );

@@ -1,6 +1,6 @@
 import { dimToString, type Dim } from '../dim.js';
 import type { Graph, Node } from '../graph.js';
-import { OPS } from '../ops.js';
+import { type FusedBody, OPS } from '../ops.js';
 import { typeToString } from '../types.js';
 
 /**
@@ -59,9 +59,13 @@ export function foldLine(r: FoldRun): string {
   return `… ${range}: ${text} identical to ${r.family}.${r.reference} (${r.nodesEach} nodes${r.count === 1 ? '' : ' each'})`;
 }
 
+/** `layers.3.wq` → `layers.#.wq` for block 3: the block's index as a whole segment only (`w3` stays). */
+function loosen(s: string, index: number): string {
+  return s.replace(new RegExp(`(?<![A-Za-z0-9])${index}(?![A-Za-z0-9])`, 'g'), '#');
+}
+
 function canonicalAttrs(n: Node, index: number): string {
   const def = OPS[n.op];
-  const token = new RegExp(`(?<![A-Za-z0-9])${index}(?![A-Za-z0-9])`, 'g');
   const out: string[] = [];
   for (const k of Object.keys(n.attrs).sort()) {
     const v = n.attrs[k];
@@ -69,11 +73,18 @@ function canonicalAttrs(n: Node, index: number): string {
     let s: string;
     if (kind === 'dim') s = dimToString(v as Dim);
     else if (kind === 'dims') s = (v as Dim[]).map(dimToString).join(',');
-    else if (typeof v === 'string') s = JSON.stringify(v.replace(token, '#'));
+    else if (kind === 'graph') s = `{${bodySignature(v as FusedBody, index)}}`;
+    else if (typeof v === 'string') s = JSON.stringify(loosen(v, index));
     else s = JSON.stringify(v, (_, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x));
     out.push(`${k}=${s}`);
   }
   return out.join(';');
+}
+
+/** A fused op's body: its nodes and wiring, without positions (its ids are its own). */
+function bodySignature(body: FusedBody, index: number): string {
+  const nodes = body.nodes.map((n) => `%${n.id}=${n.op}(${n.inputs.join(',')})[${canonicalAttrs(n, index)}]:${typeToString(n.type)}@${loosen(n.scope, index)}`);
+  return `${nodes.join(';')}->${body.outputs.map((o) => `${o.name}=%${o.value}`).join(',')}`;
 }
 
 /** One string that is equal for two blocks exactly when they are structurally identical. */

@@ -1,7 +1,7 @@
 import { type Dim, dimSymbols, dimToString } from '../dim.js';
 import type { SourceLoc } from '../errors.js';
 import type { Graph, Node } from '../graph.js';
-import { type AttrValue, OPS } from '../ops.js';
+import { type AttrValue, type FusedBody, OPS } from '../ops.js';
 
 /**
  * The small pieces every printer shares: how a float, an attribute list, a source position and
@@ -37,6 +37,10 @@ function formatValue(kind: string, v: AttrValue): string {
       return formatFloat(v as number);
     case 'string':
       return JSON.stringify(v);
+    case 'graph': {
+      const n = (v as FusedBody).nodes.length;
+      return `(${n} node${n === 1 ? '' : 's'})`;
+    }
     default:
       return String(v);
   }
@@ -50,9 +54,11 @@ function redundant(n: Node, key: string): boolean {
 /**
  * `{axis=-1}`, `{transB}`, `{shape=[seq, 4, 16]}` in the order the op table declares them; true
  * flags by name only, false flags left out. A source's `name` and a const's `value` are returned
- * separately, as they read better in the operand position (`param "wq"`, `const 0.5`).
+ * separately, as they read better in the operand position (`param "wq"`, `const 0.5`). A graph
+ * attribute (a fused op's body) shows as its node count, or not at all with `bodies: false` (the
+ * text dump prints bodies in full under the node).
  */
-export function formatAttrs(n: Node): { lead: string; attrs: string } {
+export function formatAttrs(n: Node, bodies = true): { lead: string; attrs: string } {
   const def = OPS[n.op];
   const kinds: Record<string, string> = { ...def.attrs };
   let lead = '';
@@ -62,6 +68,7 @@ export function formatAttrs(n: Node): { lead: string; attrs: string } {
     const v = n.attrs[k];
     if (v === undefined || redundant(n, k)) continue;
     const kind = kinds[k] ?? 'unknown';
+    if (kind === 'graph' && !bodies) continue;
     if ((k === 'name' && kind === 'string' && n.inputs.length === 0) || (n.op === 'const' && k === 'value')) {
       lead = formatValue(kind, v);
     } else if (kind === 'bool') {
@@ -72,8 +79,8 @@ export function formatAttrs(n: Node): { lead: string; attrs: string } {
 }
 
 /** `%12 = matmul %10, %11 {transB}`. */
-export function formatOp(n: Node): string {
-  const { lead, attrs } = formatAttrs(n);
+export function formatOp(n: Node, bodies = true): string {
+  const { lead, attrs } = formatAttrs(n, bodies);
   const operands = [lead, n.inputs.map((i) => `%${i}`).join(', ')].filter((s) => s !== '').join(' ');
   return [`%${n.id} = ${n.op}`, operands, attrs].filter((s) => s !== '').join(' ');
 }
@@ -83,8 +90,8 @@ export function formatLoc(loc: SourceLoc | undefined): string {
   return loc ? `${loc.file}(${loc.line},${loc.col})` : '';
 }
 
-/** Every dim symbol the graph mentions, in types or in dim attributes, sorted. */
-export function graphSymbols(g: Graph): string[] {
+/** Every dim symbol the graph mentions, in types, in dim attributes or in bodies, sorted. */
+export function graphSymbols(g: Graph | FusedBody): string[] {
   const syms = new Set<string>();
   const addDims = (ds: readonly Dim[]) => ds.forEach((d) => dimSymbols(d).forEach((s) => syms.add(s)));
   for (const n of g.nodes) {
@@ -94,6 +101,7 @@ export function graphSymbols(g: Graph): string[] {
       if (v === undefined) continue;
       if (kind === 'dim') addDims([v as Dim]);
       if (kind === 'dims') addDims(v as Dim[]);
+      if (kind === 'graph') graphSymbols(v as FusedBody).forEach((s) => syms.add(s));
     }
   }
   return [...syms].sort();

@@ -2,7 +2,7 @@ import { type Dim, dimToString, parseDim } from '../dim.js';
 import { isDType } from '../dtype.js';
 import { InternalError, KilnError, ShapeError, type SourceLoc } from '../errors.js';
 import type { Graph, GraphMeta, GraphOutput, Node } from '../graph.js';
-import { type AttrKind, type AttrValue, type Attrs, OPS, isOpKind } from '../ops.js';
+import { type AttrKind, type AttrValue, type Attrs, type FusedBody, OPS, isOpKind } from '../ops.js';
 import { type TensorType, typeEq, typeToString } from '../types.js';
 import { validate } from '../validate.js';
 import { findJsonSyntaxError } from './json-syntax.js';
@@ -19,7 +19,7 @@ export const GRAPH_VERSION = 1;
 
 export type DimJSON = number | string;
 export type FloatJSON = number | 'NaN' | 'Infinity' | '-Infinity' | '-0';
-export type AttrJSON = number | boolean | string | readonly (number | string)[];
+export type AttrJSON = number | boolean | string | readonly (number | string)[] | BodyJSON;
 
 export interface TensorTypeJSON {
   readonly dtype: string;
@@ -34,6 +34,14 @@ export interface NodeJSON {
   readonly type: TensorTypeJSON;
   readonly scope: string;
   readonly loc?: SourceLoc;
+}
+
+/** A graph inside an attribute (a fused op's body): a graph without `format` and `version`. */
+export interface BodyJSON {
+  readonly name: string;
+  readonly meta: Readonly<Record<string, unknown>>;
+  readonly nodes: readonly NodeJSON[];
+  readonly outputs: readonly GraphOutput[];
 }
 
 export interface GraphJSON {
@@ -69,6 +77,8 @@ function encodeAttr(kind: AttrKind | undefined, v: AttrValue): AttrJSON {
       return encodeFloat(v as number);
     case 'floats':
       return (v as number[]).map(encodeFloat);
+    case 'graph':
+      return bodyToJSON(v as FusedBody);
     case undefined: // not in the op table: only in a graph that does not validate; keep it readable
       if (Array.isArray(v)) return v.map((x: unknown) => (typeof x === 'number' ? encodeFloat(x) : encodeDim(x as Dim)));
       return typeof v === 'object' ? encodeDim(v as Dim) : typeof v === 'number' ? encodeFloat(v) : (v as AttrJSON);
@@ -104,15 +114,17 @@ function nodeToJSON(n: Node): NodeJSON {
   return n.loc ? { ...base, loc: { file: n.loc.file, line: n.loc.line, col: n.loc.col } } : base;
 }
 
-export function graphToJSON(g: Graph): GraphJSON {
+function bodyToJSON(g: FusedBody): BodyJSON {
   return {
-    format: GRAPH_FORMAT,
-    version: GRAPH_VERSION,
     name: g.name,
     meta: plainJSON(g.meta, 'meta') as Record<string, unknown>,
     nodes: g.nodes.map(nodeToJSON),
     outputs: g.outputs.map((o) => ({ name: o.name, value: o.value })),
   };
+}
+
+export function graphToJSON(g: Graph): GraphJSON {
+  return { format: GRAPH_FORMAT, version: GRAPH_VERSION, ...bodyToJSON(g) };
 }
 
 /** Pretty and stable: fixed key order, one line per node and per output, so dumps diff by node. */
@@ -224,7 +236,30 @@ class Reader {
         return this.array(v, path).map((x, i) => this.int(x, `${path}[${i}]`));
       case 'floats':
         return this.array(v, path).map((x, i) => this.float(x, `${path}[${i}]`));
+      case 'graph':
+        return this.body(this.object(v, path, ['name', 'meta', 'nodes', 'outputs']), path);
     }
+  }
+
+  /** Name, meta, nodes and outputs of a graph (the file's, or a fused op's body) at `path`. */
+  body(o: Record<string, unknown>, path: string): FusedBody {
+    const at = (k: string) => (path ? `${path}.${k}` : k);
+    const name = this.string(o['name'], at('name'));
+    const meta = this.object(o['meta'], at('meta'), [], Object.keys(o['meta'] ?? {}));
+    const defined = new Map<number, { type: TensorType; path: string }>();
+    const nodes = this.array(o['nodes'], at('nodes')).map((n, i) => this.node(n, `${at('nodes')}[${i}]`, defined));
+    const names = new Set<string>();
+    const outputs = this.array(o['outputs'], at('outputs')).map((x, i): GraphOutput => {
+      const p = `${at('outputs')}[${i}]`;
+      const out = this.object(x, p, ['name', 'value']);
+      const oname = this.string(out['name'], `${p}.name`);
+      if (names.has(oname)) this.fail(`${p}.name`, `output "${oname}" is declared twice`);
+      names.add(oname);
+      const value = this.int(out['value'], `${p}.value`, 0);
+      if (!defined.has(value)) this.fail(`${p}.value`, `%${value} is not defined by any node`);
+      return { name: oname, value };
+    });
+    return { name, nodes, outputs, meta: meta as GraphMeta };
   }
 
   type(v: unknown, path: string): TensorType {
@@ -254,7 +289,9 @@ class Reader {
     });
     if (def.arity === 'variadic' ? inputs.length < 1 : inputs.length !== def.arity)
       this.fail(`${path}.inputs`, `${def.kind} takes ${def.arity === 'variadic' ? 'one or more' : def.arity} operand(s), got ${inputs.length}`);
-    const rawAttrs = this.object(o['attrs'], `${path}.attrs`, [], Object.keys(def.attrs));
+    const rawAttrs = this.object(o['attrs'], `${path}.attrs`, [], Object.keys(o['attrs'] ?? {}));
+    for (const k of Object.keys(rawAttrs))
+      if (!Object.hasOwn(def.attrs, k)) this.fail(`${path}.attrs`, `unknown attribute "${k}" of ${def.kind}`);
     const attrs: [string, AttrValue][] = [];
     for (const [k, kind] of Object.entries(def.attrs)) {
       if (Object.hasOwn(rawAttrs, k)) attrs.push([k, this.attr(kind, rawAttrs[k], `${path}.attrs.${k}`)]);
@@ -305,22 +342,7 @@ export function parseGraph(text: string, source: string): Graph {
   const o = r.object(raw, '', ['format', 'version', 'name', 'meta', 'nodes', 'outputs']);
   if (o['format'] !== GRAPH_FORMAT) r.expected('format', `"${GRAPH_FORMAT}"`, o['format']);
   if (o['version'] !== GRAPH_VERSION) r.expected('version', `${GRAPH_VERSION}`, o['version']);
-  const name = r.string(o['name'], 'name');
-  const meta = r.object(o['meta'], 'meta', [], Object.keys(o['meta'] ?? {}));
-  const defined = new Map<number, { type: TensorType; path: string }>();
-  const nodes = r.array(o['nodes'], 'nodes').map((n, i) => r.node(n, `nodes[${i}]`, defined));
-  const names = new Set<string>();
-  const outputs = r.array(o['outputs'], 'outputs').map((x, i): GraphOutput => {
-    const p = `outputs[${i}]`;
-    const out = r.object(x, p, ['name', 'value']);
-    const oname = r.string(out['name'], `${p}.name`);
-    if (names.has(oname)) r.fail(`${p}.name`, `output "${oname}" is declared twice`);
-    names.add(oname);
-    const value = r.int(out['value'], `${p}.value`, 0);
-    if (!defined.has(value)) r.fail(`${p}.value`, `%${value} is not defined by any node`);
-    return { name: oname, value };
-  });
-  const g: Graph = { name, nodes, outputs, meta: meta as GraphMeta };
+  const g: Graph = r.body(o, '');
   try {
     validate(g);
   } catch (e) {

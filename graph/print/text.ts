@@ -1,4 +1,5 @@
-import type { Graph } from '../graph.js';
+import type { Graph, Node } from '../graph.js';
+import { type FusedBody, OPS } from '../ops.js';
 import { typeToString } from '../types.js';
 import { foldLine, planFold } from './fold.js';
 import { formatLoc, formatOp, graphSymbols } from './format.js';
@@ -10,7 +11,8 @@ import { formatLoc, formatOp, graphSymbols } from './format.js';
  *   %12 = matmul %10, %11 {transB}   f32[seq, 4096]   layers.0.attn.q   examples/llama.ts(57,13)
  *   output logits = %40              f32[seq, 32000]
  *
- * With `fold`, blocks identical to the first of their family (see fold.ts) become one line.
+ * With `fold`, blocks identical to the first of their family (see fold.ts) become one line. A
+ * fused op's body is printed under it, indented and marked `│`, with its own value numbers.
  * Stable for a given graph, so two dumps diff cleanly.
  */
 export interface TextOptions {
@@ -36,7 +38,7 @@ export function printText(g: Graph, opts: TextOptions = {}): string {
       shownRuns.add(run);
       continue;
     }
-    rows.push([formatOp(n), typeToString(n.type), n.scope, formatLoc(n.loc)]);
+    rows.push(...nodeRows(n, ''));
   }
   const types = new Map(g.nodes.map((n) => [n.id, n.type]));
   for (const o of g.outputs) {
@@ -44,6 +46,20 @@ export function printText(g: Graph, opts: TextOptions = {}): string {
     rows.push([`output ${o.name} = %${o.value}`, t ? typeToString(t) : '?', '', '']);
   }
   return [header, ...align(rows)].join('\n') + '\n';
+}
+
+const BODY_INDENT = '    │ ';
+
+function nodeRows(n: Node, indent: string): string[][] {
+  const rows = [[indent + formatOp(n, false), typeToString(n.type), n.scope, formatLoc(n.loc)]];
+  for (const [k, kind] of Object.entries(OPS[n.op].attrs)) {
+    const body = n.attrs[k] as FusedBody | undefined;
+    if (kind !== 'graph' || body === undefined) continue;
+    const inner = indent + BODY_INDENT;
+    for (const m of body.nodes) rows.push(...nodeRows(m, inner));
+    for (const o of body.outputs) rows.push([`${inner}return %${o.value}`, '', '', '']);
+  }
+  return rows;
 }
 
 function align(rows: readonly Row[]): string[] {

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { KilnError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
 import { isModel, type Model } from '../dsl/model.js';
-import { DiagnosticsError, userThrowSite } from './report.js';
+import { DiagnosticsError, isKilnError, userThrowSite } from './report.js';
 import { readStdin, withStatus } from './io.js';
 import { knownClean, rememberClean } from './typecheck-cache.js';
 
@@ -43,7 +43,7 @@ export async function loadGraph(spec: string, opts: LoadOptions = {}): Promise<G
       model = presetModel(name);
     } catch (e) {
       // The name came from the command line: there is no source line to point at.
-      if (e instanceof KilnError) throw new KilnError(e.code, e.message);
+      if (isKilnError(e)) throw new KilnError(e.code, e.message);
       throw e;
     }
     return buildModel(model, `preset:${name}`);
@@ -91,9 +91,16 @@ async function importModel(path: string, name: string): Promise<Model> {
   try {
     mod = (await import(pathToFileURL(resolve(path)).href)) as Record<string, unknown>;
   } catch (e) {
+    // An import that does not resolve, or a file that does not parse, is the model file's problem.
+    const code = (e as NodeJS.ErrnoException | undefined)?.code;
+    const message = e instanceof Error ? e.message : String(e);
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || e instanceof SyntaxError || message.startsWith('Transform failed'))
+      throw cannotLoad(`cannot load '${name}': ${message.startsWith('Transform failed') ? message : message.split('\n')[0]}`);
     throw asUserError(e, `cannot load '${name}'`);
   }
-  const candidate = isModel(mod['default']) ? mod['default'] : mod['model'];
+  // A CommonJS model file (no "type": "module" above it) arrives as { default: module.exports }.
+  const cjs = typeof mod['default'] === 'object' && mod['default'] !== null ? (mod['default'] as Record<string, unknown>) : {};
+  const candidate = [mod['default'], mod['model'], cjs['default'], cjs['model']].find(isModel);
   if (!isModel(candidate))
     throw cannotLoad(`'${name}' exports no model: expected \`export default defineModel(...)\` or \`export const model = ...\``);
   return candidate;
@@ -115,7 +122,7 @@ async function buildModel(model: Model, name: string): Promise<Graph> {
  * and stays an internal error.
  */
 function asUserError(e: unknown, what: string): unknown {
-  if (e instanceof KilnError) return e;
+  if (isKilnError(e)) return e;
   const site = userThrowSite(e);
   if (!site) return e;
   return new KilnError('K1013', `${what}: ${e instanceof Error ? e.message : String(e)}`, site);

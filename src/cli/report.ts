@@ -23,7 +23,8 @@ export class DiagnosticsError extends Error {
 
 const KILN_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const LIBRARY_DIRS = ['graph', 'src', 'passes', 'backends', 'node_modules'].map((d) => join(KILN_ROOT, d) + sep);
-const FRAME_RE = /\(?((?:file:\/\/)?\/[^\s()]+?):(\d+):(\d+)\)?$/;
+// `at fn (/abs/file.ts:3:7)`, `at /abs/file.ts:3:7`, `at async file:///abs/file.ts:3:7`; not `node:internal/…`
+const FRAME_RE = /(?:\(|^at (?:async )?)((?:file:\/\/)?\/[^\s()]+?):(\d+):(\d+)\)?$/;
 
 /**
  * Where a non-kiln error was thrown, when that place is the user's code (the first stack frame
@@ -42,10 +43,20 @@ export function userThrowSite(err: unknown): SourceLoc | undefined {
   return undefined;
 }
 
+/**
+ * A KilnError, also from a second copy of kiln's modules: a model file loaded as CommonJS gets its
+ * own instances of them (tsx compiles each copy separately), so `instanceof` alone would miss it.
+ */
+export function isKilnError(e: unknown): e is KilnError {
+  if (e instanceof KilnError) return true;
+  const k = e as Partial<KilnError> | null;
+  return e instanceof Error && e.name === 'KilnError' && typeof k?.code === 'string' && typeof k.format === 'function';
+}
+
 /** Print what went wrong to stderr and return the exit code. */
 export function reportError(err: unknown): number {
   const debug = process.env['KILN_DEBUG'] === '1';
-  if (err instanceof KilnError) {
+  if (isKilnError(err)) {
     process.stderr.write(`${err.format()}\n`);
     if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
     return EXIT.user;

@@ -23,6 +23,8 @@ const DEFAULT_OPTIONS: ts.CompilerOptions = {
   noUncheckedIndexedAccess: true,
   skipLibCheck: true,
   resolveJsonModule: true,
+  // tsx runs `import './x.ts'` as written, and nothing is emitted
+  allowImportingTsExtensions: true,
   isolatedModules: true,
 };
 

@@ -140,15 +140,21 @@ export function activation(fn: (x: number) => number): <S extends Names>(x: Tens
   return (x) => applyActivation(act, x);
 }
 
+/** Test runners and bundlers call imports as `(0, __ns__.exp)(x)`; the user wrote `exp(x)`. */
+function unwrapImports(s: string): string {
+  return s.replace(/\(0,\s*([\w$.]+)\)/g, '$1').replace(/\b__\w+__\./g, '');
+}
+
 function clip(s: string, n = 60): string {
-  const one = s.replace(/\s+/g, ' ');
+  const one = unwrapImports(s).replace(/\s+/g, ' ');
   return one.length > n ? `${one.slice(0, n - 1)}…` : one;
 }
 
 /**
  * Where node `n` of the function source sits in the user's file. The runtime's text of the
  * function may differ from what the user wrote (TypeScript is transpiled), so the node's tokens
- * are searched for, whitespace-insensitively, after the first `=>` that follows the call site.
+ * are searched for, whitespace-insensitively, after the first `=>` that follows the call site
+ * (then, for a distinctive text, anywhere in the file: the arrow may be defined above the call).
  * Without the file, the offset within the function is added to the call site.
  */
 function locate(site: SourceLoc | undefined, source: string, n: acorn.Node): SourceLoc | undefined {
@@ -167,12 +173,17 @@ function locate(site: SourceLoc | undefined, source: string, n: acorn.Node): Sou
   let from = lines.slice(0, site.line - 1).reduce((acc, l) => acc + l.length + 1, 0) + site.col - 1;
   const arrow = text.indexOf('=>', from);
   if (arrow >= 0) from = arrow + 2;
-  const tokens = source.slice(n.start, n.end).match(/[A-Za-z_$][\w$]*|\d[\w.]*|\S/g) ?? [];
+  const tokens = unwrapImports(source.slice(n.start, n.end)).match(/[A-Za-z_$][\w$]*|\d[\w.]*|\S/g) ?? [];
   const esc = tokens.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   const word = (t: string | undefined) => (t !== undefined && /^[\w$]/.test(t) ? '(?<![\\w$])' : '');
   const re = new RegExp(`${word(tokens[0])}${esc.join('\\s*')}`, 'g');
   re.lastIndex = from;
-  const m = re.exec(text);
+  let m = re.exec(text);
+  // an arrow defined before the call (`activation: myAct`): search the whole file, if the text is distinctive
+  if (!m && tokens.length >= 3) {
+    re.lastIndex = 0;
+    m = re.exec(text);
+  }
   if (!m) return fallback();
   const upto = text.slice(0, m.index).split('\n');
   return { ...site, line: upto.length, col: upto.at(-1)!.length + 1 };
