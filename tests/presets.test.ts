@@ -50,7 +50,7 @@ describe('examples', () => {
   });
 
   it.each(files)('%s builds and validates, giving logits [seq, vocab]', async (file) => {
-    const mod = (await import(`../examples/${file}`)) as { default: unknown };
+    const mod = (await import(/* @vite-ignore */ `../examples/${file}`)) as { default: unknown };
     expect(isModel(mod.default)).toBe(true);
     const g = (mod.default as { build(): Graph }).build();
     validate(g);
