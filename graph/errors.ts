@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   K1016: 'bad command-line value',
   K1017: 'missing or malformed runtime value',
   K1018: 'the graph does not have what a pass needs',
+  K1019: 'no kernel for this op on this backend',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 
