@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   K1017: 'missing or malformed runtime value',
   K1018: 'the graph does not have what a pass needs',
   K1019: 'no kernel for this op on this backend',
+  K1020: 'the context window is full',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

@@ -1,0 +1,138 @@
+/**
+ * fuse-rope-qk — rotate q and k on the fly inside the attention-score kernel.
+ *
+ *   q[S, H, hd]            k[T, Hkv, hd]
+ *       │                      │
+ *     rope (offset a)        rope (offset b)
+ *       │                      │
+ *   transpose [1,0,2]      transpose [1,0,2]
+ *       │ [H, S, hd]           │ [Hkv, T, hd]
+ *   (reshape [Hkv, g·S, hd])   │                 ⇒   fused 'rope_qk' (q, k) → [Hkv, g·S, T]
+ *       └──── matmul transB ───┘
+ *              [Hkv, g·S, T]
+ *
+ * The reshape is present when g = H / Hkv > 1 (GQA, MQA): it groups the g query heads that share
+ * one kv head, and the fused kernel reads the grouping from it. Every value between the operands
+ * and the matmul must be read by nothing else (and not be an output), or computing it inside the
+ * kernel would not save its buffer. The rotated values are never stored.
+ *
+ * Matched the same way in the full graph (both ropes at offset 0) and in the step graph after
+ * insert-kv-cache (q at offset `pos`; k is the un-rotated cache slice [0, pos + seq), rotated at
+ * offset 0): that is why the cache keeps un-rotated keys. The fused node's body is the exact
+ * decomposition (the nodes above, in their order), and `ropeQkParts` reads the kernel's parameters
+ * back from it. The scale, mask and softmax stay outside (fuse-elementwise and backends see them).
+ */
+import { type Dim, dimEq, dimScale, isStatic } from '../graph/dim.js';
+import type { Node } from '../graph/graph.js';
+import type { FusedBody } from '../graph/ops.js';
+import type { Pass } from './pass.js';
+import { Rewriter, type UseInfo, emitFused, makeBody, onlyUsedBy, useInfo } from './rewrite.js';
+
+export const ROPE_QK = 'rope_qk';
+
+interface Match {
+  readonly members: readonly Node[];
+  /** q, k: the un-rotated operands */
+  readonly operands: readonly [number, number];
+}
+
+const isHeadSwap = (n: Node | undefined): n is Node =>
+  n !== undefined && n.op === 'transpose' && (n.attrs['perm'] as number[]).join() === '1,0,2';
+
+/** Whether reshape `r` turns [H, S, hd] into [Hkv, g·S, hd] for a whole g. */
+function groupsHeads(r: Node, from: readonly Dim[]): boolean {
+  const [H, S, hd] = from as [Dim, Dim, Dim];
+  const to = r.type.shape;
+  if (to.length !== 3 || !isStatic(H) || !isStatic(to[0]!) || to[0] === 0 || H % to[0] !== 0) return false;
+  return dimEq(to[1]!, dimScale(S, H / to[0])) && dimEq(to[2]!, hd);
+}
+
+function match(mm: Node, byId: ReadonlyMap<number, Node>, uses: UseInfo): Match | undefined {
+  if (mm.op !== 'matmul' || mm.attrs['transB'] !== true) return undefined;
+  const used = (n: Node, by: Node) => onlyUsedBy(uses, n.id, by.id);
+  // q side: matmul ← [reshape] ← transpose ← rope
+  let a = byId.get(mm.inputs[0]!);
+  let group: Node | undefined;
+  if (a?.op === 'reshape') {
+    group = a;
+    a = byId.get(a.inputs[0]!);
+  }
+  if (!isHeadSwap(a)) return undefined;
+  const ropeQ = byId.get(a.inputs[0]!);
+  if (ropeQ?.op !== 'rope' || (group && !groupsHeads(group, a.type.shape))) return undefined;
+  // k side: matmul ← transpose ← rope
+  const b = byId.get(mm.inputs[1]!);
+  if (!isHeadSwap(b)) return undefined;
+  const ropeK = byId.get(b.inputs[0]!);
+  if (ropeK?.op !== 'rope' || ropeK === ropeQ) return undefined;
+  const [q, k] = [ropeQ.inputs[0]!, ropeK.inputs[0]!];
+  // The kernel indexes one kv head per batch entry: no broadcasting over heads.
+  const qBatch = (group ?? a).type.shape[0]!;
+  if (q === k || !dimEq(qBatch, b.type.shape[0]!)) return undefined;
+  const chainQ = group ? [ropeQ, a, group] : [ropeQ, a];
+  const links = [...chainQ.map((n, i) => [n, chainQ[i + 1] ?? mm] as const), [ropeK, b] as const, [b, mm] as const];
+  if (!links.every(([n, by]) => used(n, by))) return undefined;
+  return { members: [...chainQ, ropeK, b, mm], operands: [q, k] };
+}
+
+export const fuseRopeQk: Pass = {
+  name: 'fuse-rope-qk',
+  reason: 'rotate q and k inside the score kernel instead of storing rotated copies',
+  run(g) {
+    const byId = new Map(g.nodes.map((n) => [n.id, n]));
+    const uses = useInfo(g);
+    const matches = new Map<number, Match>();
+    const absorbed = new Set<number>();
+    for (const n of g.nodes) {
+      const m = match(n, byId, uses);
+      if (!m) continue;
+      matches.set(n.id, m);
+      for (const k of m.members) if (k.id !== n.id) absorbed.add(k.id);
+    }
+    const r = new Rewriter(g, 'fuse-rope-qk');
+    for (const n of g.nodes) {
+      if (absorbed.has(n.id)) continue;
+      const m = matches.get(n.id);
+      if (!m) {
+        r.copy(n);
+        continue;
+      }
+      const parts = makeBody(ROPE_QK, m.members, n.id, (i) => r.typeOf(r.get(i)), m.operands);
+      r.set(n.id, emitFused(r, ROPE_QK, parts, n));
+    }
+    return { graph: r.finish(), stats: { fused: matches.size } };
+  },
+};
+
+/** What a rope_qk kernel needs, read from the body. */
+export interface RopeQkParts {
+  readonly base: number;
+  readonly layout: 'interleaved' | 'half';
+  /** Position of q's first row and of k's first row (dims: `pos`, 0). */
+  readonly qOffset: Dim;
+  readonly kOffset: Dim;
+  /** Query heads per kv head (1 without grouping). */
+  readonly groups: number;
+  /** The ropes' own attributes, when q and k differ in base or layout (never in LLaMA graphs). */
+  readonly kBase: number;
+  readonly kLayout: 'interleaved' | 'half';
+}
+
+export function ropeQkParts(body: FusedBody): RopeQkParts {
+  const ropes = body.nodes.filter((n) => n.op === 'rope');
+  const [rq, rk] = ropes as [Node, Node];
+  const qArg = body.nodes.find((n) => n.op === 'input' && n.attrs['name'] === 'arg0')!;
+  const qRope = rq.inputs[0] === qArg.id ? rq : rk;
+  const kRope = qRope === rq ? rk : rq;
+  const group = body.nodes.find((n) => n.op === 'reshape');
+  const H = qArg.type.shape[1] as number;
+  return {
+    base: qRope.attrs['base'] as number,
+    layout: qRope.attrs['layout'] as 'interleaved' | 'half',
+    qOffset: qRope.attrs['offset'] as Dim,
+    kOffset: kRope.attrs['offset'] as Dim,
+    groups: group ? H / (group.type.shape[0] as number) : 1,
+    kBase: kRope.attrs['base'] as number,
+    kLayout: kRope.attrs['layout'] as 'interleaved' | 'half',
+  };
+}
