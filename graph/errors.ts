@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   K1018: 'the graph does not have what a pass needs',
   K1019: 'no kernel for this op on this backend',
   K1020: 'the context window is full',
+  K1021: 'malformed checkpoint',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

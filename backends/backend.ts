@@ -1,0 +1,71 @@
+import type { Graph } from '../graph/graph.js';
+
+/**
+ * The interface every backend implements. A backend compiles a Program (a graph after the
+ * pipeline, whose node order is the schedule and whose meta.memoryPlan is the arena layout) into
+ * an Executable. A kernel that a backend lacks is a compile error naming the op and the backend —
+ * never a silent fallback to another backend.
+ */
+export interface BackendCaps {
+  /** Which fused patterns it has kernels for (passes may read this; never backend names). */
+  readonly fusedPatterns: readonly string[];
+  readonly simd: boolean;
+  readonly threads: number;
+  readonly maxTextureSize?: number;
+}
+
+export type HostArray = Float32Array | Int32Array;
+
+export interface RunArgs {
+  /** Graph inputs by name (`tokens` as Int32Array). */
+  readonly inputs: Readonly<Record<string, HostArray>>;
+  /** Values of the dim symbols (`seq`, `pos`). */
+  readonly symbols: Readonly<Record<string, number>>;
+  /**
+   * State buffers by name (KV caches). A backend may update them in place: an `update_slice`
+   * whose base is a `state` node and whose value is the output `state:<name>` writes its rows
+   * straight into `state[name]` (when nothing reads the old state after it), and that output is
+   * then the very same buffer. Either way, keep the returned `state:<name>` as the next state.
+   */
+  readonly state?: Readonly<Record<string, HostArray>>;
+}
+
+/** A run with every node's value: what `kiln fuzz` reads to find the first node that differs. */
+export interface DebugRun {
+  readonly outputs: Record<string, HostArray>;
+  /** Each node's value by id (copies, taken right after the node ran; fused bodies' insides are not listed). */
+  readonly values: Map<number, HostArray>;
+}
+
+export interface Executable {
+  readonly backend: string;
+  /**
+   * Bind weights (row-major, by param name; Float32Array for f32 params, Int32Array for i32);
+   * checked against the graph's param types: an unknown name, a wrong array kind or a wrong
+   * length is a K1017 KilnError naming the param and its expected shape.
+   */
+  setWeights(params: Readonly<Record<string, HostArray>>): void;
+  /**
+   * Run one step; returns the graph outputs by name (row-major), fresh arrays owned by the caller
+   * — except `state:<name>` outputs written in place, which are the caller's state buffers.
+   */
+  run(args: RunArgs): Record<string, HostArray>;
+  /** Only when compiled with `debugValues`: run, and also return every node's value by id. */
+  runDebug?(args: RunArgs): DebugRun;
+  /** The generated source, for `kiln compile --out` (a readable module that runs on its own). */
+  readonly source?: string;
+}
+
+export interface CompileOptions {
+  /** Dim symbols fixed at compile time (e.g. `{ seq: 1 }` for the one-token decode program). */
+  readonly specialize?: Readonly<Record<string, number>>;
+  /** Keep a copy of every node's value during a run (Executable.runDebug); slower, for debugging. */
+  readonly debugValues?: boolean;
+}
+
+export interface Backend {
+  readonly name: string;
+  readonly caps: BackendCaps;
+  /** Async because some emitters load asynchronously (binaryen, GPU devices). */
+  compile(program: Graph, opts?: CompileOptions): Promise<Executable>;
+}
