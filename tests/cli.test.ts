@@ -2,6 +2,7 @@ import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InternalError, KilnError } from '../graph/errors.js';
 import { buildProgram } from '../src/cli/main.js';
@@ -168,6 +169,82 @@ describe('usage', () => {
     for (const o of ['--context', '--json']) expect(parts[4]).toContain(o);
     expect(parts[6]).toContain('--backend');
     expect(parts[8]).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+});
+
+describe('kiln run, logits, compile --out, fuzz', () => {
+  it('run --json gives 32 greedy ids; a seeded temperature run repeats itself', () => {
+    const r = kiln(['run', 'preset:tiny', '--tokens', '1,2,3', '--max-tokens', '32', '--json']);
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout) as { tokens: number[]; prompt: number[]; timings: Record<string, number> };
+    expect(j.tokens).toHaveLength(32);
+    expect(j.tokens.every((t) => Number.isInteger(t) && t >= 0 && t < 64)).toBe(true);
+    expect(j.prompt).toEqual([1, 2, 3]);
+    expect(Object.keys(j.timings).sort()).toEqual(['decodeMsPerToken', 'prefillMs', 'tokensPerSecond']);
+    const sampled = sh(
+      'for i in 1 2; do node "$KILN" run preset:tiny --tokens 1,2,3 --max-tokens 32 --temperature 0.8 --seed 7 --json; done; ' +
+        'node "$KILN" run preset:tiny --tokens 1,2,3 --max-tokens 32 --temperature 0.8 --seed 8 --json',
+    );
+    const [a, b, c] = sampled.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { tokens: number[] }).tokens);
+    expect(a).toHaveLength(32);
+    expect(b).toEqual(a);
+    expect(c).not.toEqual(a);
+  });
+
+  it('run streams ids as text; bad tokens are one error line, exit 1', () => {
+    const r = sh('node "$KILN" run preset:tiny --tokens 1,2,3 --max-tokens 5; echo "rc=$?"; node "$KILN" run preset:tiny --tokens 1,64; echo "rc=$?"; node "$KILN" run preset:tiny --tokens a,b; echo "rc=$?"');
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^\d+( \d+){4}$/);
+    expect(lines.slice(1)).toEqual(['rc=0', 'rc=1', 'rc=1']);
+    expect(r.stderr).toMatch(/kiln: 5 tokens on js; prefill [\d.]+ ms \(3 tokens\), decode [\d.]+ ms\/token/);
+    expect(r.stderr).toContain('error K1016: --tokens: token 64 (at 1) is outside the vocabulary of tiny: ids are 0 to 63\n');
+    expect(r.stderr).toContain("error K1016: --tokens: expected comma-separated token ids like 1,2,3, got 'a,b'\n");
+  });
+
+  it('logits agree between the js backend and the interpreter', () => {
+    const r = sh('node "$KILN" logits preset:tiny --tokens 1,2,3 --json; node "$KILN" logits preset:tiny --tokens 1,2,3 --backend interpret --json; node "$KILN" logits preset:tiny --tokens 5');
+    const [js, ref] = r.stdout.split('\n').slice(0, 2).map((l) => (JSON.parse(l) as { logits: number[] }).logits);
+    expect(js).toHaveLength(64);
+    js!.forEach((v, i) => expect(Math.abs(v - ref![i]!)).toBeLessThan(1e-4));
+    expect(r.stdout).toMatch(/logits at position 0 \(js\), top 10 of 64:\n( +\d+ +-?\d+\.\d{6}\n){10}min /);
+  });
+
+  it('compile --out writes runnable modules and one dump per pass showing the fusions and the cache', async () => {
+    const out = join(tmp, 'compiled');
+    const r = kiln(['compile', 'examples/llama.ts', '--backend', 'js', '--out', out, '--dump-after', 'all']);
+    expect(r.status).toBe(0);
+    for (const pass of ['constant-fold', 'insert-kv-cache', 'fuse-rope-qk', 'fuse-swiglu', 'plan-memory']) expect(r.stdout).toMatch(new RegExp(`\n${pass} +\\d+\\.\\d+ +\\d+ → \\d+`));
+    expect(r.stdout).toMatch(/memory plan \(pos ≤ 2048, seq ≤ 2048, maxSeqLen 2048\):\n {2}arena +[\d,]+ bytes/);
+    expect(readdirSync(out).sort()).toEqual(['dumps', 'llama.decode.js', 'llama.prefill.js']);
+    const dumps = readdirSync(join(out, 'dumps'));
+    expect(dumps).toEqual(['001_constant-fold.ir', '002_cse.ir', '003_dce.ir', '004_insert-kv-cache.ir', '005_fuse-rope-qk.ir', '006_fuse-swiglu.ir', '007_fuse-elementwise.ir', '008_dce.ir', '009_plan-memory.ir']);
+    const last = readFileSync(join(out, 'dumps', '009_plan-memory.ir'), 'utf8');
+    expect(last).toMatch(/= fused .*\{pattern="rope_qk"\}/);
+    expect(last).toMatch(/= fused .*\{pattern="swiglu"\}/);
+    expect(last).toMatch(/= state "cache\.k\.0" +f32\[2048, 6, 48\]/);
+    expect(readFileSync(join(out, 'dumps', '003_dce.ir'), 'utf8')).not.toContain('fused');
+    // the decode module runs on its own: import it, bind zero weights, run one token
+    const src = readFileSync(join(out, 'llama.decode.js'), 'utf8');
+    expect(src).toMatch(/^\/\/ llama\.decode\.js — kiln compile examples\/llama\.ts --backend js\n/);
+    const mod = (await import(pathToFileURL(join(out, 'llama.decode.js')).href)) as { createModel: () => { setWeights(w: object): void; run(a: object): Record<string, Float32Array>; params: { name: string; size: number }[] } };
+    const m = mod.createModel();
+    m.setWeights(Object.fromEntries(m.params.map((p) => [p.name, new Float32Array(p.size)])));
+    const state = Object.fromEntries(Array.from({ length: 6 }, (_, l) => [`cache.k.${l}`, `cache.v.${l}`]).flat().map((n) => [n, new Float32Array(2048 * 6 * 48)]));
+    const o = m.run({ inputs: { tokens: Int32Array.of(1) }, symbols: { pos: 0 }, state });
+    expect(o['logits']).toHaveLength(32000);
+  });
+
+  it('fuzz passes on the js backend; --help of the new commands lists their options', () => {
+    const r = kiln(['fuzz', '--backends', 'js', '--runs', '40', '--seed', '1']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^kiln fuzz: ok — 40 random graphs and 4 tiny LLaMA variants agree with the interpreter on js/);
+    expect(r.stderr).toContain('kiln fuzz: random graphs 40/40');
+    const h = sh('for c in run logits fuzz; do node "$KILN" $c --help; echo "rc=$?"; done');
+    const parts = h.stdout.split(/rc=(\d+)\n/);
+    expect([parts[1], parts[3], parts[5]]).toEqual(['0', '0', '0']);
+    for (const o of ['--tokens', '--max-tokens', '--temperature', '--top-k', '--top-p', '--repeat-penalty', '--seed', '--json']) expect(parts[0]).toContain(o);
+    for (const o of ['--tokens', '--backend', '--json']) expect(parts[2]).toContain(o);
+    for (const o of ['--backends', '--runs', '--seed']) expect(parts[4]).toContain(o);
   });
 });
 

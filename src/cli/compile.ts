@@ -1,4 +1,9 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { KilnError } from '../../graph/errors.js';
+import type { Graph } from '../../graph/graph.js';
 import { type GraphSummary, graphSummary } from '../analysis/summary.js';
+import { writeOutputFile } from './dump.js';
 import { commas, humanBytes, table } from './format.js';
 import { writeStdout } from './io.js';
 import { loadGraph } from './load.js';
@@ -6,16 +11,124 @@ import { loadGraph } from './load.js';
 export interface CompileOptions {
   readonly backend: string;
   readonly typecheck?: boolean;
+  readonly out?: string;
+  readonly dumpAfter?: string;
+  readonly dumpDir?: string;
+  readonly passes?: string;
+  readonly maxSeqLen?: number;
+}
+
+/** The context length assumed when neither the model nor --max-seq-len gives one (as `kiln info` does). */
+export const DEFAULT_MAX_SEQ_LEN = 2048;
+
+/** The model's own maxSeqLen (meta.llama), if it states one. */
+export function modelMaxSeqLen(g: Graph): number | undefined {
+  const m = (g.meta['llama'] as { maxSeqLen?: unknown } | undefined)?.maxSeqLen;
+  return typeof m === 'number' ? m : undefined;
+}
+
+/** Whether insert-kv-cache applies: a `tokens` input and at least one causal attention. */
+function isLanguageModel(g: Graph): boolean {
+  return g.nodes.some((n) => n.op === 'input' && n.attrs['name'] === 'tokens') && g.nodes.some((n) => n.op === 'causal_mask');
 }
 
 /**
- * `kiln compile`: today it builds and validates the graph and prints its summary. No backend
- * generates code yet, and the command says so instead of pretending.
+ * `kiln compile`: the pipeline (each pass's report), the memory plan, then code generation. With
+ * `--out DIR` the generated modules are written there — a language model gets a prefill program
+ * (seq at run time) and a decode program (seq = 1), anything else one module — and the graph
+ * after passes goes to `--dump-dir` (default DIR/dumps) as `NNN_PASS.ir` text.
  */
 export async function compile(spec: string, opts: CompileOptions): Promise<void> {
   const g = await loadGraph(spec, { typecheck: opts.typecheck !== false });
-  await writeStdout(formatSummary(graphSummary(g)));
-  process.stderr.write(`kiln: graph is valid; no code generated (the ${opts.backend} backend is not written yet)\n`);
+  const { runPipeline, selectPasses, formatReport } = await import('../../passes/manager.js');
+  const { PIPELINE } = await import('../../passes/pipeline.js');
+  const { printText } = await import('../../graph/print/index.js');
+  const lm = isLanguageModel(g);
+  let passes = opts.passes !== undefined ? selectPasses([opts.passes]) : PIPELINE;
+  // insert-kv-cache needs tokens and attention; a plain graph (an MLP) compiles without it.
+  if (!lm && opts.passes === undefined) passes = passes.filter((p) => p.name !== 'insert-kv-cache');
+
+  const dumpDir = opts.dumpDir ?? (opts.out !== undefined ? join(opts.out, 'dumps') : undefined);
+  if (opts.dumpAfter !== undefined && dumpDir === undefined) throw new KilnError('K1016', '--dump-after needs a folder for the dumps: give --out DIR or --dump-dir DIR');
+  for (const dir of [opts.out, opts.dumpAfter !== undefined ? dumpDir : undefined]) if (dir !== undefined) makeDir(dir);
+  const dumpAfter = opts.dumpAfter === undefined ? undefined : opts.dumpAfter === 'all' ? ('all' as const) : opts.dumpAfter.split(',').map((s) => s.trim());
+  const dumped: string[] = [];
+
+  const maxSeqLen = opts.maxSeqLen ?? (modelMaxSeqLen(g) === undefined ? DEFAULT_MAX_SEQ_LEN : undefined);
+  const { graph: program, reports } = runPipeline(g, passes, {
+    ...(lm ? { lastLogitsOnly: true } : {}),
+    ...(maxSeqLen !== undefined ? { maxSeqLen } : {}),
+    ...(dumpAfter !== undefined
+      ? {
+          dumpAfter,
+          onDump: (index: number, pass: string, after: Graph) => {
+            const file = join(dumpDir!, `${String(index).padStart(3, '0')}_${pass}.ir`);
+            writeOutputFile(file, printText(after));
+            dumped.push(file);
+          },
+        }
+      : {}),
+  });
+
+  const { loadBackend } = await import('./backends.js');
+  const backend = await loadBackend(opts.backend);
+  const seq = seqSymbol(program);
+  const kv = program.meta['kvCache'] !== undefined && seq !== undefined;
+  const modules = kv
+    ? [
+        { suffix: 'prefill', what: `prefill: runs ${seq} new tokens from position pos (${seq} and pos given at run time)`, exe: await backend.compile(program) },
+        { suffix: 'decode', what: 'decode: runs one new token at position pos (seq fixed at 1)', exe: await backend.compile(program, { specialize: { [seq]: 1 } }) },
+      ]
+    : [{ suffix: '', what: 'the whole graph in one run', exe: await backend.compile(program) }];
+
+  const lines = [`passes (${g.name}, ${opts.backend} backend):`, formatReport(reports).trimEnd(), formatPlan(program, maxSeqLen ?? modelMaxSeqLen(g))];
+  await writeStdout(`${lines.filter((l) => l !== '').join('\n')}\n\n${formatSummary(graphSummary(g))}`);
+
+  if (opts.out === undefined) {
+    process.stderr.write(`kiln: compiled ${g.name} for the ${backend.name} backend; no code generated on disk (give --out DIR to write it)\n`);
+  } else {
+    const base = g.name.replace(/[^A-Za-z0-9_.-]/g, '_') || 'model';
+    for (const m of modules) {
+      const name = m.suffix ? `${base}.${m.suffix}.js` : `${base}.js`;
+      if (m.exe.source === undefined) throw new KilnError('K1016', `the ${backend.name} backend writes no source code; --out needs one that does`);
+      const note = `// ${name} — kiln compile ${spec} --backend ${backend.name}\n// ${m.what}.\n// Import this file by its own name: import { createModel } from './${name}';\n`;
+      writeOutputFile(join(opts.out, name), note + m.exe.source);
+      process.stderr.write(`wrote ${join(opts.out, name)}\n`);
+    }
+  }
+  if (dumped.length) process.stderr.write(`wrote ${dumped.length} dump${dumped.length > 1 ? 's' : ''} to ${dumpDir}\n`);
+}
+
+function makeDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new KilnError('K1016', `cannot create the folder '${dir}': ${(e as Error).message}`);
+  }
+}
+
+function seqSymbol(g: Graph): string | undefined {
+  const d = g.nodes.find((n) => n.op === 'input' && n.attrs['name'] === 'tokens')?.type.shape[0];
+  return d === undefined || typeof d === 'number' ? undefined : Object.keys(d.terms)[0];
+}
+
+/** The memory plan's figures: arena size against no reuse, and the KV cache it sits beside. */
+function formatPlan(g: Graph, maxSeqLen: number | undefined): string {
+  const plan = g.meta['memoryPlan'] as { arenaBytes: number; totalBytes: number; bounds: Record<string, number>; buffers: unknown[] } | undefined;
+  if (!plan) return '';
+  const bounds = Object.entries(plan.bounds).map(([k, v]) => `${k} ≤ ${v}`).join(', ');
+  const saved = plan.totalBytes > 0 ? ` (${((1 - plan.arenaBytes / plan.totalBytes) * 100).toFixed(1)}% saved by reuse)` : '';
+  const rows: [string, string][] = [
+    ['arena', `${commas(plan.arenaBytes)} bytes (${humanBytes(plan.arenaBytes)})${saved}`],
+    ['without reuse', `${commas(plan.totalBytes)} bytes (${humanBytes(plan.totalBytes)})`],
+    ['buffers', String(plan.buffers.length)],
+  ];
+  const states = g.nodes.filter((n) => n.op === 'state');
+  if (states.length) {
+    const bytes = states.reduce((s, n) => s + n.type.shape.reduce<number>((a, d) => a * (typeof d === 'number' ? d : 0), 4), 0);
+    rows.push(['kv cache', `${commas(bytes)} bytes (${humanBytes(bytes)}) in ${states.length} state buffers`]);
+  }
+  return `\nmemory plan${bounds ? ` (${bounds}${maxSeqLen !== undefined ? `, maxSeqLen ${maxSeqLen}` : ''})` : ''}:\n${table(rows)}`;
 }
 
 export function formatSummary(s: GraphSummary): string {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { BACKENDS, PLANNED_BACKENDS, RUN_BACKENDS } from './backends.js';
 import { EXIT, reportError } from './report.js';
 
 /**
@@ -20,14 +21,26 @@ function positiveInt(value: string): number {
   return n;
 }
 
-const BACKENDS = ['js'];
-const PLANNED_BACKENDS = ['wasm', 'gpu'];
-
-function backend(value: string): string {
-  if (BACKENDS.includes(value)) return value;
-  const why = PLANNED_BACKENDS.includes(value) ? `The ${value} backend does not exist yet` : `There is no backend '${value}'`;
-  throw new InvalidArgumentError(`${why}; available: ${BACKENDS.join(', ')}.`);
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('Expected an integer ≥ 0.');
+  return n;
 }
+
+function finiteNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('Expected a number.');
+  return n;
+}
+
+function backendIn(available: readonly string[]): (value: string) => string {
+  return (value) => {
+    if (available.includes(value)) return value;
+    const why = PLANNED_BACKENDS.includes(value) ? `The ${value} backend does not exist yet` : `There is no backend '${value}'`;
+    throw new InvalidArgumentError(`${why}; available: ${available.join(', ')}.`);
+  };
+}
+const backend = backendIn(BACKENDS);
 
 const MODEL_HELP = 'a model file (.ts exporting a Model), a JSON graph (.json), - for JSON on stdin, or preset:NAME';
 
@@ -66,13 +79,67 @@ export function buildProgram(): Command {
 
   program
     .command('compile')
-    .description('Build and validate a model graph and summarise it (code generation comes with the backends).')
+    .description('Run the pass pipeline (a report per pass, the memory plan) and generate code for a backend.')
     .argument('<model>', MODEL_HELP)
     .option('-b, --backend <name>', `target backend (${BACKENDS.join(', ')})`, backend, 'js')
+    .option('-o, --out <dir>', 'write the generated module(s) into this folder')
+    .option('--dump-after <passes>', "dump the graph after these passes (comma-separated names, or 'all')")
+    .option('--dump-dir <dir>', 'folder for the NNN_PASS.ir dumps (default: <out>/dumps)')
+    .option('--passes <list>', 'run these passes instead of the pipeline (comma-separated names)')
+    .option('--max-seq-len <n>', `context length for the KV cache and memory plan (default: the model's maxSeqLen, else 2048)`, positiveInt)
     .option('--no-typecheck', 'skip type-checking a .ts model file')
     .action(async (model: string, opts: CompileOpts) => {
       const { compile } = await import('./compile.js');
       await compile(model, opts);
+    });
+
+  program
+    .command('run')
+    .description('Generate tokens after a prompt of token ids (seeded random weights until checkpoints load).')
+    .argument('<model>', MODEL_HELP)
+    .requiredOption('-t, --tokens <ids>', 'the prompt: comma-separated token ids, e.g. 1,2,3')
+    .option('-n, --max-tokens <n>', 'how many tokens to generate', nonNegativeInt, 16)
+    .option('--temperature <t>', '0 is greedy (argmax)', finiteNumber, 0)
+    .option('--top-k <k>', 'sample among the k most likely tokens (0: all)', nonNegativeInt)
+    .option('--top-p <p>', 'sample among the most likely tokens holding probability p', finiteNumber)
+    .option('--repeat-penalty <r>', 'discourage tokens already seen (llama.cpp rule; 1: off)', finiteNumber)
+    .option('--seed <s>', 'seed of the sampler', nonNegativeInt, 0)
+    .option('--weights-seed <s>', 'seed of the random weights', nonNegativeInt, 0)
+    .option('--context <n>', "KV cache length (default: the model's maxSeqLen, raised to fit the prompt and --max-tokens)", positiveInt)
+    .option('-b, --backend <name>', `backend (${RUN_BACKENDS.join(', ')})`, backendIn(RUN_BACKENDS), 'js')
+    .option('--json', 'print { tokens, prompt, timings } as JSON at the end instead of streaming ids')
+    .option('--no-typecheck', 'skip type-checking a .ts model file')
+    .action(async (model: string, opts: import('./run.js').RunOptions) => {
+      const { run } = await import('./run.js');
+      await run(model, opts);
+    });
+
+  program
+    .command('logits')
+    .description('The logits after the last of the given tokens (seeded random weights), on a backend or the interpreter.')
+    .argument('<model>', MODEL_HELP)
+    .requiredOption('-t, --tokens <ids>', 'comma-separated token ids, e.g. 1,2,3')
+    .option('-b, --backend <name>', `backend (${RUN_BACKENDS.join(', ')}; interpret runs the graph as written)`, backendIn(RUN_BACKENDS), 'js')
+    .option('--weights-seed <s>', 'seed of the random weights', nonNegativeInt, 0)
+    .option('--json', 'print every logit as JSON')
+    .option('--no-typecheck', 'skip type-checking a .ts model file')
+    .action(async (model: string, opts: import('./logits.js').LogitsOptions) => {
+      const { logits } = await import('./logits.js');
+      await logits(model, opts);
+    });
+
+  program
+    .command('fuzz')
+    .description(
+      'Random graphs and random tiny LLaMA variants through the passes and backends, compared with the interpreter. ' +
+        'Takes no <model>: it draws its own. Exit 1 on a mismatch, with the smallest failing graph and where it goes wrong.',
+    )
+    .option('--backends <list>', `backends to check, comma-separated (${BACKENDS.join(', ')})`, 'js')
+    .option('--runs <n>', 'random graphs to try (LLaMA variants: a tenth as many)', positiveInt, 100)
+    .option('--seed <s>', 'seed of the run (the same seed replays it)', nonNegativeInt, 0)
+    .action(async (opts: import('./fuzz.js').FuzzCliOptions) => {
+      const { fuzzCommand } = await import('./fuzz.js');
+      await fuzzCommand(opts);
     });
 
   return program;
@@ -93,6 +160,11 @@ interface InfoOpts {
 interface CompileOpts {
   backend: string;
   typecheck: boolean;
+  out?: string;
+  dumpAfter?: string;
+  dumpDir?: string;
+  passes?: string;
+  maxSeqLen?: number;
 }
 
 /** Run the CLI; resolves to the process exit code. */
@@ -103,6 +175,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (e) {
     // Help and --version end as "errors" under exitOverride, with exit code 0.
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    // The fuzz report is already on stdout.
+    if (e instanceof Error && e.name === 'FuzzMismatch') return EXIT.user;
     return reportError(e);
   }
 }

@@ -1,0 +1,205 @@
+/**
+ * A Session runs a model token by token. `create` turns the full-sequence graph into a step graph
+ * (the pipeline, with insert-kv-cache and lastLogitsOnly), compiles it twice — a prefill program
+ * (seq symbolic) and a decode program (seq fixed at 1) — and owns what persists between steps:
+ *
+ *   cache.k.L, cache.v.L   Float32Array [maxSeqLen, nKvHeads, headDim] per layer (the KV state)
+ *   position               how many tokens the cache holds (the next token's position)
+ *   history                those tokens, so `feed` can tell what it must recompute
+ *
+ * A step runs `tokens` at positions [position, position + n): the program writes their K and V
+ * rows into the caches at `pos` and returns the new caches as `state:<name>` outputs, which
+ * become the state. Rows past `position` are stale but never read (attention reads [0, pos+seq)),
+ * so `rollback` only moves the position back.
+ */
+import type { Backend, Executable, HostArray } from '../../backends/backend.js';
+import { InternalError, KilnError } from '../../graph/errors.js';
+import type { Graph } from '../../graph/graph.js';
+import { numel } from '../../graph/types.js';
+import { POS, type KvCacheMeta } from '../../passes/insert-kv-cache.js';
+import { type PassReport, runPipeline } from '../../passes/manager.js';
+import type { Pass } from '../../passes/pass.js';
+import { PIPELINE } from '../../passes/pipeline.js';
+import { Sampler, type SamplingOptions, checkSamplingOptions } from './sampling.js';
+import type { Weights } from './weights.js';
+
+export interface SessionOptions {
+  readonly backend: Backend;
+  readonly weights: Weights;
+  /** Length of the KV cache (default: the model's maxSeqLen). */
+  readonly maxSeqLen?: number;
+  /** The passes to run (default PIPELINE; must include insert-kv-cache). */
+  readonly passes?: readonly Pass[];
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  readonly maxTokens: number;
+  /** Seed of the sampler's generator (default 0); unused when greedy. */
+  readonly seed?: number;
+  /** Generation ends after yielding one of these. */
+  readonly stopTokens?: readonly number[];
+  /** Also yield each step's logits (the distribution the token was drawn from, before sampling). */
+  readonly logits?: boolean;
+}
+
+export interface GenerateStep {
+  readonly token: number;
+  /** Time to produce this token: the prefill (or the feed of the prompt's changed part) for the first, one decode step after. */
+  readonly ms: number;
+  readonly phase: 'prefill' | 'decode';
+  readonly logits?: Float32Array;
+}
+
+/** Where a `state:` output puts its value. */
+const STATE_PREFIX = 'state:';
+
+export class Session {
+  /** The step graph both programs were compiled from. */
+  readonly program: Graph;
+  readonly reports: readonly PassReport[];
+  readonly maxSeqLen: number;
+  readonly vocabSize: number;
+  /** Tokens run through the model since creation (prompt tokens recomputed count again). */
+  tokensComputed = 0;
+
+  private readonly state: Record<string, HostArray>;
+  private readonly seqSymbol: string;
+  private hist: number[] = [];
+  private last: Float32Array | undefined;
+
+  private constructor(
+    program: Graph,
+    reports: readonly PassReport[],
+    private readonly prefillExe: Executable,
+    private readonly decodeExe: Executable,
+  ) {
+    this.program = program;
+    this.reports = reports;
+    const kv = program.meta['kvCache'] as KvCacheMeta | undefined;
+    if (!kv) throw new KilnError('K1018', `session: graph ${program.name} has no KV cache after the pipeline (is insert-kv-cache in the passes?)`);
+    this.maxSeqLen = kv.maxSeqLen;
+    this.state = {};
+    for (const name of kv.states) {
+      const n = program.nodes.find((x) => x.op === 'state' && x.attrs['name'] === name);
+      if (!n) throw new InternalError(`session: state '${name}' of meta.kvCache is not in the graph`);
+      this.state[name] = n.type.dtype === 'i32' ? new Int32Array(numel(n.type.shape)) : new Float32Array(numel(n.type.shape));
+    }
+    const logits = program.outputs.find((o) => o.name === 'logits');
+    const shape = logits && program.nodes.find((n) => n.id === logits.value)?.type.shape;
+    const v = shape?.at(-1);
+    if (typeof v !== 'number') throw new KilnError('K1018', `session: graph ${program.name} has no output 'logits' of shape [..., vocab]`);
+    this.vocabSize = v;
+    const tokens = program.nodes.find((n) => n.op === 'input' && n.attrs['name'] === 'tokens');
+    const d = tokens?.type.shape[0];
+    if (!tokens || d === undefined || typeof d === 'number') throw new KilnError('K1018', `session: graph ${program.name} has no input 'tokens' i32[seq]`);
+    this.seqSymbol = Object.keys(d.terms)[0]!;
+  }
+
+  static async create(model: Graph, opts: SessionOptions): Promise<Session> {
+    const { graph, reports } = runPipeline(model, opts.passes ?? PIPELINE, {
+      lastLogitsOnly: true,
+      ...(opts.maxSeqLen !== undefined ? { maxSeqLen: opts.maxSeqLen } : {}),
+    });
+    const prefill = await opts.backend.compile(graph);
+    const decode = await opts.backend.compile(graph, { specialize: { [seqSymbolOf(graph)]: 1 } });
+    prefill.setWeights(opts.weights);
+    decode.setWeights(opts.weights);
+    return new Session(graph, reports, prefill, decode);
+  }
+
+  /** The next token's position = the number of tokens in the cache. */
+  get position(): number {
+    return this.hist.length;
+  }
+
+  /** The tokens in the cache, in order. */
+  get history(): readonly number[] {
+    return this.hist;
+  }
+
+  /** Run `tokens` after what the cache holds; returns the logits of the last of them. */
+  prefill(tokens: readonly number[]): Float32Array {
+    if (tokens.length === 0) throw new KilnError('K1017', 'session: prefill needs at least one token');
+    return this.step(tokens, tokens.length === 1 ? this.decodeExe : this.prefillExe);
+  }
+
+  /** Run one token; returns its logits. */
+  decode(token: number): Float32Array {
+    return this.step([token], this.decodeExe);
+  }
+
+  /** Forget every token from position `pos` on. */
+  rollback(pos: number): void {
+    if (!Number.isInteger(pos) || pos < 0 || pos > this.position)
+      throw new KilnError('K1017', `session: cannot roll back to position ${pos}; the cache holds positions [0, ${this.position})`);
+    if (pos < this.position) this.last = undefined;
+    this.hist.length = pos;
+  }
+
+  /**
+   * Make the cache hold exactly `prompt` and return the logits of its last token, computing only
+   * from the first token that differs from the history (an edit at the end of a prompt recomputes
+   * only from the first changed token).
+   */
+  feed(prompt: readonly number[]): Float32Array {
+    if (prompt.length === 0) throw new KilnError('K1017', 'session: the prompt is empty');
+    let same = 0;
+    while (same < prompt.length && same < this.hist.length && prompt[same] === this.hist[same]) same++;
+    if (same === prompt.length && same === this.hist.length && this.last) return this.last.slice();
+    // Nothing new, but the last logits are gone (a shorter prompt): recompute its last token.
+    const from = Math.min(same, prompt.length - 1);
+    this.rollback(from);
+    return this.prefill(prompt.slice(from));
+  }
+
+  /** Sample up to `maxTokens` tokens after `prompt`, one at a time. */
+  async *generate(prompt: readonly number[], opts: GenerateOptions): AsyncGenerator<GenerateStep, void, void> {
+    checkSamplingOptions(opts);
+    if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new KilnError('K1016', `max tokens must be an integer ≥ 0, got ${opts.maxTokens}`);
+    // The last sampled token is never run, so n tokens need prompt + n − 1 positions.
+    const need = prompt.length + opts.maxTokens - 1;
+    if (opts.maxTokens > 0 && need > this.maxSeqLen)
+      throw new KilnError('K1020', `a prompt of ${prompt.length} tokens and ${opts.maxTokens} new ones need ${need} positions; the context holds ${this.maxSeqLen}`);
+    this.checkTokens(prompt);
+    const sampler = new Sampler(opts, opts.seed ?? 0);
+    const stop = new Set(opts.stopTokens ?? []);
+    let t0 = performance.now();
+    let logits = this.feed(prompt);
+    for (let i = 0; i < opts.maxTokens; i++) {
+      const token = sampler.sample(logits, this.hist);
+      const ms = performance.now() - t0;
+      yield { token, ms, phase: i === 0 ? 'prefill' : 'decode', ...(opts.logits ? { logits } : {}) };
+      if (stop.has(token) || i + 1 === opts.maxTokens) return;
+      t0 = performance.now();
+      logits = this.decode(token);
+    }
+  }
+
+  private checkTokens(tokens: readonly number[]): void {
+    tokens.forEach((t, i) => {
+      if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize)
+        throw new KilnError('K1017', `token ${t} (at ${i}) is outside the vocabulary [0, ${this.vocabSize})`);
+    });
+  }
+
+  private step(tokens: readonly number[], exe: Executable): Float32Array {
+    this.checkTokens(tokens);
+    const pos = this.position;
+    if (pos + tokens.length > this.maxSeqLen)
+      throw new KilnError('K1020', `the context is full: ${pos} tokens held + ${tokens.length} new > maxSeqLen ${this.maxSeqLen} (roll back, or make the session with a larger maxSeqLen)`);
+    const out = exe.run({ inputs: { tokens: Int32Array.from(tokens) }, symbols: { [this.seqSymbol]: tokens.length, [POS]: pos }, state: this.state });
+    for (const [name, value] of Object.entries(out)) if (name.startsWith(STATE_PREFIX)) this.state[name.slice(STATE_PREFIX.length)] = value;
+    const all = out['logits'];
+    if (!(all instanceof Float32Array)) throw new InternalError(`session: the ${exe.backend} program returned no f32 'logits'`);
+    this.hist.push(...tokens);
+    this.tokensComputed += tokens.length;
+    this.last = all.slice(all.length - this.vocabSize);
+    return this.last.slice();
+  }
+}
+
+function seqSymbolOf(g: Graph): string {
+  const d = g.nodes.find((n) => n.op === 'input' && n.attrs['name'] === 'tokens')?.type.shape[0];
+  if (d === undefined || typeof d === 'number') throw new KilnError('K1018', `session: graph ${g.name} has no input 'tokens' i32[seq]`);
+  return Object.keys(d.terms)[0]!;
+}

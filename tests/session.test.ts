@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { jsBackend } from '../backends/js/index.js';
+import { KilnError } from '../graph/errors.js';
+import { presetModel } from '../src/dsl/presets.js';
+import { interpretBackend } from '../src/runtime/interpret-backend.js';
+import { Session } from '../src/runtime/session.js';
+import { randomWeights } from '../src/runtime/weights.js';
+
+const g = presetModel('tiny').build();
+const weights = randomWeights(g, 1);
+const make = () => Session.create(g, { backend: jsBackend, weights });
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+
+describe('randomWeights', () => {
+  it('is seeded: same seed same bits, norms near 1', () => {
+    expect(randomWeights(g, 1)['blk.0.attn_q.weight']).toEqual(weights['blk.0.attn_q.weight']);
+    expect(randomWeights(g, 2)['blk.0.attn_q.weight']).not.toEqual(weights['blk.0.attn_q.weight']);
+    const norm = weights['blk.0.attn_norm.weight']!;
+    expect(norm.reduce((s, v) => s + v, 0) / norm.length).toBeCloseTo(1, 1);
+  });
+});
+
+describe('Session', () => {
+  it('rollback and re-prefill give the logits of a fresh session', async () => {
+    const a = await make();
+    a.prefill([5, 6, 7, 8]);
+    a.decode(9);
+    a.rollback(2);
+    expect(a.position).toBe(2);
+    expect(a.history).toEqual([5, 6]);
+    const again = a.prefill([10, 11]);
+    const fresh = (await make()).prefill([5, 6, 10, 11]);
+    expect(maxDiff(again, fresh)).toBeLessThan(1e-5);
+  });
+
+  it('decode one token at a time equals prefill of the whole sequence', async () => {
+    const a = await make();
+    a.prefill([1]);
+    a.decode(2);
+    const step = a.decode(3);
+    const whole = (await make()).prefill([1, 2, 3]);
+    expect(maxDiff(step, whole)).toBeLessThan(1e-5);
+  });
+
+  it('feed recomputes only from the first changed token', async () => {
+    const s = await make();
+    s.feed([1, 2, 3, 4, 5, 6]);
+    expect(s.tokensComputed).toBe(6);
+    const edited = s.feed([1, 2, 3, 4, 9, 10]); // the last two changed
+    expect(s.tokensComputed).toBe(8);
+    expect(s.history).toEqual([1, 2, 3, 4, 9, 10]);
+    expect(maxDiff(edited, (await make()).prefill([1, 2, 3, 4, 9, 10]))).toBeLessThan(1e-5);
+    expect(s.feed([1, 2, 3, 4, 9, 10])).toEqual(edited); // nothing new: nothing computed
+    expect(s.tokensComputed).toBe(8);
+    s.feed([1, 2, 3, 4, 9, 10, 11]); // appended: one token
+    expect(s.tokensComputed).toBe(9);
+    const shorter = s.feed([1, 2, 3]); // a prefix: its last token is recomputed for its logits
+    expect(s.tokensComputed).toBe(10);
+    expect(maxDiff(shorter, (await make()).prefill([1, 2, 3]))).toBeLessThan(1e-5);
+  });
+
+  it('a full context and out-of-vocabulary tokens are KilnErrors', async () => {
+    const s = await make();
+    s.prefill(Array.from({ length: 30 }, (_, i) => i));
+    expect(() => s.prefill([1, 2, 3])).toThrow(/context is full: 30 tokens held \+ 3 new > maxSeqLen 32/);
+    expect(() => s.decode(64)).toThrow(KilnError);
+    expect(() => s.rollback(31)).toThrow(/cannot roll back/);
+    await expect(async () => {
+      for await (const _ of (await make()).generate([1, 2, 3], { maxTokens: 31 })) void _;
+    }).rejects.toThrow(/need 33 positions; the context holds 32/);
+  });
+
+  it('generate streams tokens; a seed repeats them; stop tokens end it', async () => {
+    const gen = async (opts: Parameters<Session['generate']>[1]) => {
+      const s = await make();
+      const out: number[] = [];
+      for await (const step of s.generate([1, 2, 3], opts)) {
+        expect(step.ms).toBeGreaterThanOrEqual(0);
+        out.push(step.token);
+      }
+      return out;
+    };
+    const sampled = await gen({ maxTokens: 12, temperature: 0.9, topK: 10, seed: 7 });
+    expect(sampled).toHaveLength(12);
+    expect(await gen({ maxTokens: 12, temperature: 0.9, topK: 10, seed: 7 })).toEqual(sampled);
+    expect(await gen({ maxTokens: 12, temperature: 0.9, topK: 10, seed: 8 })).not.toEqual(sampled);
+    const greedy = await gen({ maxTokens: 10 });
+    const stopAt = greedy[3]!;
+    const stopped = await gen({ maxTokens: 10, stopTokens: [stopAt] });
+    expect(stopped).toEqual(greedy.slice(0, greedy.indexOf(stopAt) + 1));
+  });
+
+  it('runs on the interpreter behind the same interface, with the same results', async () => {
+    const a = (await make()).prefill([3, 1, 4, 1, 5]);
+    const b = (await Session.create(g, { backend: interpretBackend, weights })).prefill([3, 1, 4, 1, 5]);
+    expect(maxDiff(a, b)).toBeLessThan(1e-4);
+  });
+});
