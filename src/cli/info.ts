@@ -1,7 +1,7 @@
 import { defaultContext, type ModelInfo, modelInfo } from '../analysis/info.js';
 import { commas, humanBytes, humanFlops, table } from './format.js';
 import { writeStdout } from './io.js';
-import { loadGraph } from './load.js';
+import { loadModel } from './load.js';
 
 export interface InfoOptions {
   readonly context?: number;
@@ -9,11 +9,17 @@ export interface InfoOptions {
   readonly typecheck?: boolean;
 }
 
-/** `kiln info`: the model's size and cost, as text or JSON. */
+/**
+ * `kiln info`: the model's size and cost, as text or JSON. For a checkpoint, first what the file
+ * holds (format, size, tensors, dtype mix, tokenizer); the config below is the file's own.
+ */
 export async function info(spec: string, opts: InfoOptions): Promise<void> {
-  const g = await loadGraph(spec, { typecheck: opts.typecheck !== false });
+  const { graph: g, checkpoint } = await loadModel(spec, { typecheck: opts.typecheck !== false });
   const facts = modelInfo(g, opts.context ?? defaultContext(g));
-  await writeStdout(opts.json ? `${JSON.stringify(facts, null, 2)}\n` : formatInfo(facts));
+  const { checkpointFacts, formatCheckpointFacts } = await import('./checkpoint-facts.js');
+  const file = checkpoint ? checkpointFacts(spec, checkpoint) : undefined;
+  if (opts.json) await writeStdout(`${JSON.stringify(file ? { ...facts, checkpoint: file } : facts, null, 2)}\n`);
+  else await writeStdout(file ? `${formatCheckpointFacts(file)}\n\n${formatInfo(facts)}` : formatInfo(facts));
 }
 
 export function formatInfo(m: ModelInfo): string {

@@ -1,5 +1,5 @@
-import { readFileSync, statSync } from 'node:fs';
-import { extname, relative, resolve, sep } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { KilnError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
@@ -7,6 +7,7 @@ import { isModel, type Model } from '../dsl/model.js';
 import { DiagnosticsError, isKilnError, userThrowSite } from './report.js';
 import { readStdin, withStatus } from './io.js';
 import { knownClean, rememberClean } from './typecheck-cache.js';
+import type { Checkpoint, TokenizerData } from '../formats/checkpoint.js';
 
 /**
  * Turns the `<model>` argument into a graph. It is one of:
@@ -14,12 +15,25 @@ import { knownClean, rememberClean } from './typecheck-cache.js';
  *   -                    a JSON graph on stdin
  *   file.json            a JSON graph (as `kiln dump --format json` writes it)
  *   file.ts / file.mts   a model file: type-checked, imported, its Model built
- * Every way it can fail on the user's side is a KilnError K1013 naming the file.
+ *   a checkpoint         .gguf, .safetensors (or its index .json), a Hugging Face folder, a
+ *                        llama2.c .bin: the graph is llama(config from the file), and the file's
+ *                        weights and tokenizer come with it (`loadModel`)
+ * Every way it can fail on the user's side is a KilnError K1013 naming the file (K1021 for the
+ * bytes of a checkpoint).
  */
 
 export interface LoadOptions {
   /** Type-check .ts model files before importing them (default true). */
   readonly typecheck?: boolean;
+  /** A tokenizer file for a checkpoint (tokenizer.json or llama2.c's tokenizer.bin). */
+  readonly tokenizer?: string;
+}
+
+/** A model as the commands use it: the graph, and for a checkpoint its file, weights and tokenizer. */
+export interface LoadedModel {
+  readonly graph: Graph;
+  readonly checkpoint?: Checkpoint;
+  readonly tokenizer?: TokenizerData;
 }
 
 const TS_EXTS = new Set(['.ts', '.mts', '.cts']);
@@ -34,7 +48,51 @@ function cannotLoad(message: string): KilnError {
   return new KilnError('K1013', message);
 }
 
+const CHECKPOINT_EXTS = ['.gguf', '.safetensors', '.bin', '.safetensors.index.json'];
+/** What marks a folder as a Hugging Face checkpoint. */
+const CHECKPOINT_DIR_FILES = ['model.safetensors.index.json', 'config.json', 'model.safetensors'];
+
+/** Whether `spec` names a checkpoint (by extension, or a folder holding one) rather than a graph. */
+export function isCheckpointPath(spec: string): boolean {
+  if (spec === '-' || spec.startsWith('preset:')) return false;
+  const lower = spec.toLowerCase();
+  if (CHECKPOINT_EXTS.some((e) => lower.endsWith(e))) return true;
+  try {
+    return statSync(spec).isDirectory() && CHECKPOINT_DIR_FILES.some((f) => existsSync(join(spec, f)));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The graph, plus the checkpoint behind it when `spec` is one. A checkpoint is read once, here:
+ * its tensors become the weights, and its tokenizer (or `opts.tokenizer`) the tokenizer.
+ */
+export async function loadModel(spec: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  if (!isCheckpointPath(spec)) return { graph: await loadGraph(spec, opts) };
+  const name = display(spec);
+  if (!existsSync(spec)) throw cannotLoad(`cannot find checkpoint '${name}'`);
+  const { loadCheckpoint } = await import('../formats/checkpoint.js');
+  const checkpoint = await withStatus(`reading ${name}`, () => loadCheckpoint(spec));
+  const { llama } = await import('../dsl/llama.js');
+  const graph = await buildModel(llama(checkpoint.config), name);
+  // A tokenizer named on the command line replaces the file's own (or the one found beside it).
+  const tokenizer = opts.tokenizer !== undefined ? await sideTokenizer(opts.tokenizer, checkpoint) : checkpoint.tokenizer;
+  return { graph, checkpoint, ...(tokenizer ? { tokenizer } : {}) };
+}
+
+/**
+ * `--tokenizer FILE`, read here rather than by the checkpoint readers so that either kind fits
+ * any checkpoint: tokenizer.json by its extension, else llama2.c's tokenizer.bin.
+ */
+async function sideTokenizer(path: string, ck: Checkpoint): Promise<TokenizerData> {
+  if (!existsSync(path)) throw new KilnError('K1021', `${path}: tokenizer file not found`);
+  const t = await import('../tokenizer/index.js');
+  return path.toLowerCase().endsWith('.json') ? t.tokenizerFromHfJson(path).data : t.tokenizerFromLlama2cBin(path, ck.config.vocabSize).data;
+}
+
 export async function loadGraph(spec: string, opts: LoadOptions = {}): Promise<Graph> {
+  if (isCheckpointPath(spec)) return (await loadModel(spec, opts)).graph;
   if (spec.startsWith('preset:')) {
     const name = spec.slice('preset:'.length);
     const { presetModel } = await import('../dsl/presets.js');
@@ -61,7 +119,7 @@ export async function loadGraph(spec: string, opts: LoadOptions = {}): Promise<G
   } catch {
     throw cannotLoad(`cannot find model file '${name}'`);
   }
-  if (isDir) throw cannotLoad(`'${name}' is a directory; give a model file (.ts or .json) or preset:NAME`);
+  if (isDir) throw cannotLoad(`'${name}' is a directory without a checkpoint (config.json, model.safetensors); give a model file (.ts or .json), a checkpoint or preset:NAME`);
 
   const ext = extname(spec).toLowerCase();
   if (ext === '.json') {
@@ -69,7 +127,7 @@ export async function loadGraph(spec: string, opts: LoadOptions = {}): Promise<G
     return parseGraph(readFileSync(spec, 'utf8'), name);
   }
   if (!TS_EXTS.has(ext) && !JS_EXTS.has(ext))
-    throw cannotLoad(`'${name}' is not a model file: expected .ts, .mts, .json, '-' (stdin) or preset:NAME`);
+    throw cannotLoad(`'${name}' is not a model file: expected .ts, .mts, .json, a checkpoint (.gguf, .safetensors, llama2.c .bin), '-' (stdin) or preset:NAME`);
 
   if (TS_EXTS.has(ext) && opts.typecheck !== false && !knownClean(spec)) {
     const { diagnostics, files } = await withStatus(`type-checking ${name}`, async () => {

@@ -1,5 +1,5 @@
 import { writeStdout } from './io.js';
-import { loadGraph } from './load.js';
+import { loadModel } from './load.js';
 import { checkTokens, parseTokens } from './tokens.js';
 
 export interface LogitsOptions {
@@ -11,16 +11,18 @@ export interface LogitsOptions {
 }
 
 /**
- * `kiln logits`: the logits after the last of `--tokens`. On `interpret` that is the reference
+ * `kiln logits`: the logits after the last of `--tokens`, with a checkpoint's weights (seeded
+ * random ones for anything else). On `interpret` that is the reference
  * interpreter running the full-sequence graph as written (no passes); on a backend, the
  * session's prefill program. Comparing the two is the quickest check of a backend.
  */
 export async function logits(spec: string, opts: LogitsOptions): Promise<void> {
   const tokens = parseTokens(opts.tokens);
-  const g = await loadGraph(spec, { typecheck: opts.typecheck !== false });
+  const { graph: g, checkpoint } = await loadModel(spec, { typecheck: opts.typecheck !== false });
   checkTokens(tokens, g);
   const { randomWeights, weightsToHost } = await import('../runtime/weights.js');
-  const weights = randomWeights(g, opts.weightsSeed ?? 0);
+  const { checkpointWeights } = await import('../formats/checkpoint.js');
+  const weights = checkpoint ? checkpointWeights(checkpoint) : randomWeights(g, opts.weightsSeed ?? 0);
   let values: Float32Array;
   if (opts.backend === 'interpret') {
     const { interpret } = await import('../../graph/interpret.js');

@@ -42,7 +42,14 @@ function backendIn(available: readonly string[]): (value: string) => string {
 }
 const backend = backendIn(BACKENDS);
 
-const MODEL_HELP = 'a model file (.ts exporting a Model), a JSON graph (.json), - for JSON on stdin, or preset:NAME';
+const MODEL_HELP =
+  'a model file (.ts exporting a Model), a JSON graph (.json), - for JSON on stdin, preset:NAME, or a checkpoint ' +
+  '(.gguf, .safetensors, a Hugging Face folder, a llama2.c .bin: its config, weights and tokenizer)';
+
+function vocabKind(value: string): 'llama' | 'synthetic' {
+  if (value === 'llama' || value === 'synthetic') return value;
+  throw new InvalidArgumentError("Expected 'llama' or 'synthetic'.");
+}
 
 export function buildProgram(): Command {
   const program = new Command('kiln')
@@ -67,7 +74,7 @@ export function buildProgram(): Command {
 
   program
     .command('info')
-    .description('Parameters, weight bytes, FLOPs per token and KV-cache size of a model.')
+    .description('Parameters, weight bytes, FLOPs per token and KV-cache size of a model; for a checkpoint also its file size, tensor count and dtype mix.')
     .argument('<model>', MODEL_HELP)
     .option('-c, --context <n>', 'context length to measure at (default: the model\'s maxSeqLen, else 2048)', positiveInt)
     .option('--json', 'print the facts as JSON')
@@ -95,19 +102,26 @@ export function buildProgram(): Command {
 
   program
     .command('run')
-    .description('Generate tokens after a prompt of token ids (seeded random weights until checkpoints load).')
+    .description(
+      'Generate after a prompt: text (--prompt, streamed as it comes; needs a tokenizer) or token ids (--tokens). ' +
+        'A checkpoint runs with its own weights and tokenizer, anything else with seeded random weights. ' +
+        'Generation stops after the end-of-sequence token (EOS) or --max-tokens.',
+    )
     .argument('<model>', MODEL_HELP)
-    .requiredOption('-t, --tokens <ids>', 'the prompt: comma-separated token ids, e.g. 1,2,3')
-    .option('-n, --max-tokens <n>', 'how many tokens to generate', nonNegativeInt, 16)
+    .option('-p, --prompt <text>', 'the prompt as text, encoded by the model\'s tokenizer (BOS added as the tokenizer says)')
+    .option('-t, --tokens <ids>', 'the prompt as comma-separated token ids, e.g. 1,2,3 (ids stream out)')
+    .option('--tokenizer <file>', 'a tokenizer for a checkpoint that lacks one (tokenizer.json, or llama2.c tokenizer.bin)')
+    .option('-n, --max-tokens <n>', 'how many tokens to generate at most', nonNegativeInt, 16)
     .option('--temperature <t>', '0 is greedy (argmax)', finiteNumber, 0)
     .option('--top-k <k>', 'sample among the k most likely tokens (0: all)', nonNegativeInt)
     .option('--top-p <p>', 'sample among the most likely tokens holding probability p', finiteNumber)
     .option('--repeat-penalty <r>', 'discourage tokens already seen (llama.cpp rule; 1: off)', finiteNumber)
     .option('--seed <s>', 'seed of the sampler', nonNegativeInt, 0)
-    .option('--weights-seed <s>', 'seed of the random weights', nonNegativeInt, 0)
+    .option('--weights-seed <s>', 'seed of the random weights (models without a checkpoint)', nonNegativeInt, 0)
+    .option('--ignore-eos', 'keep generating after the end-of-sequence token')
     .option('--context <n>', "KV cache length (default: the model's maxSeqLen, raised to fit the prompt and --max-tokens)", positiveInt)
     .option('-b, --backend <name>', `backend (${RUN_BACKENDS.join(', ')})`, backendIn(RUN_BACKENDS), 'js')
-    .option('--json', 'print { tokens, prompt, timings } as JSON at the end instead of streaming ids')
+    .option('--json', 'print { tokens, prompt, text, stopped, timings } as JSON at the end instead of streaming')
     .option('--no-typecheck', 'skip type-checking a .ts model file')
     .action(async (model: string, opts: import('./run.js').RunOptions) => {
       const { run } = await import('./run.js');
@@ -116,16 +130,33 @@ export function buildProgram(): Command {
 
   program
     .command('logits')
-    .description('The logits after the last of the given tokens (seeded random weights), on a backend or the interpreter.')
+    .description("The logits after the last of the given tokens (a checkpoint's weights, else seeded random ones), on a backend or the interpreter.")
     .argument('<model>', MODEL_HELP)
     .requiredOption('-t, --tokens <ids>', 'comma-separated token ids, e.g. 1,2,3')
     .option('-b, --backend <name>', `backend (${RUN_BACKENDS.join(', ')}; interpret runs the graph as written)`, backendIn(RUN_BACKENDS), 'js')
-    .option('--weights-seed <s>', 'seed of the random weights', nonNegativeInt, 0)
+    .option('--weights-seed <s>', 'seed of the random weights (models without a checkpoint)', nonNegativeInt, 0)
     .option('--json', 'print every logit as JSON')
     .option('--no-typecheck', 'skip type-checking a .ts model file')
     .action(async (model: string, opts: import('./logits.js').LogitsOptions) => {
       const { logits } = await import('./logits.js');
       await logits(model, opts);
+    });
+
+  program
+    .command('convert')
+    .description(
+      'Convert a checkpoint between formats (GGUF ↔ safetensors, llama2.c → either), or write preset:NAME with seeded random weights ' +
+        '(std 0.1) and a tokenizer (the LLaMA vocabulary when it has 32000 tokens, else a synthetic one) — a model to run without a download. ' +
+        'The output format follows OUT: .gguf, .safetensors, or a folder (safetensors). Written atomically.',
+    )
+    .argument('<model>', 'a checkpoint (.gguf, .safetensors, a Hugging Face folder, a llama2.c .bin) or preset:NAME')
+    .argument('<out>', 'the file to write: .gguf, .safetensors, or a folder for safetensors')
+    .option('--tokenizer <file>', 'a tokenizer for an input that keeps it apart (tokenizer.json, llama2.c tokenizer.bin)')
+    .option('--seed <s>', 'preset:NAME only: seed of the random weights (default 0)', nonNegativeInt)
+    .option('--vocab <kind>', "preset:NAME only: 'llama' (the 32000-token LLaMA vocabulary) or 'synthetic' (default: llama when vocabSize is 32000)", vocabKind)
+    .action(async (model: string, out: string, opts: import('./convert.js').ConvertOptions) => {
+      const { convertCommand } = await import('./convert.js');
+      await convertCommand(model, out, opts);
     });
 
   program

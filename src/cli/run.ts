@@ -1,10 +1,13 @@
 import { KilnError } from '../../graph/errors.js';
+import type { TokenizerData } from '../formats/checkpoint.js';
 import { writeStdout } from './io.js';
-import { loadGraph } from './load.js';
+import { isCheckpointPath, loadModel } from './load.js';
 import { checkTokens, parseTokens } from './tokens.js';
 
 export interface RunOptions {
-  readonly tokens: string;
+  readonly tokens?: string;
+  readonly prompt?: string;
+  readonly tokenizer?: string;
   readonly maxTokens: number;
   readonly temperature?: number;
   readonly topK?: number;
@@ -15,16 +18,38 @@ export interface RunOptions {
   readonly context?: number;
   readonly backend: string;
   readonly json?: boolean;
+  /** Keep generating past the end-of-sequence token. */
+  readonly ignoreEos?: boolean;
   readonly typecheck?: boolean;
 }
 
 /**
- * `kiln run`: generate tokens after a prompt of token ids, with seeded random weights until
- * checkpoints load. Ids stream to stdout as they come; `--json` prints one object at the end.
+ * `kiln run`: generate after a prompt. A checkpoint brings its weights and tokenizer; anything
+ * else runs with seeded random weights. With `--prompt` the prompt is text (BOS as the tokenizer
+ * says, as llama.cpp and llama2.c add it) and the continuation streams as text; with `--tokens`
+ * the prompt is ids and ids stream. Generation stops after the tokenizer's EOS. `--json` prints
+ * one object at the end instead.
  */
 export async function run(spec: string, opts: RunOptions): Promise<void> {
-  const prompt = parseTokens(opts.tokens);
-  const g = await loadGraph(spec, { typecheck: opts.typecheck !== false });
+  if ((opts.prompt === undefined) === (opts.tokens === undefined))
+    throw new KilnError('K1016', 'give the prompt as text (--prompt "...") or as token ids (--tokens 1,2,3), not both');
+  const isCheckpoint = isCheckpointPath(spec);
+  if (opts.tokenizer !== undefined && !isCheckpoint) throw new KilnError('K1016', `--tokenizer applies to checkpoints (.gguf, .safetensors, llama2.c .bin); ${spec} is not one`);
+  const { graph: g, checkpoint, tokenizer: data } = await loadModel(spec, {
+    typecheck: opts.typecheck !== false,
+    ...(opts.tokenizer !== undefined ? { tokenizer: opts.tokenizer } : {}),
+  });
+  const tokenizer = data ? await makeTokenizer(data) : undefined;
+  if (opts.prompt !== undefined && !tokenizer)
+    throw new KilnError(
+      'K1016',
+      isCheckpoint
+        ? `--prompt needs a tokenizer and ${spec} has none: give --tokenizer FILE (tokenizer.json or llama2.c tokenizer.bin), or the prompt as ids with --tokens`
+        : `--prompt needs a tokenizer and ${spec} is not a checkpoint: give the prompt as ids with --tokens` +
+            (spec.startsWith('preset:') ? `, or write the preset with a tokenizer first: kiln convert ${spec} model.gguf` : ''),
+    );
+  const prompt = opts.prompt !== undefined ? tokenizer!.encode(opts.prompt) : parseTokens(opts.tokens!);
+  if (prompt.length === 0) throw new KilnError('K1016', '--prompt: the prompt encodes to no tokens (and the tokenizer adds no BOS)');
   checkTokens(prompt, g);
   const { Session } = await import('../runtime/session.js');
   const { randomWeights } = await import('../runtime/weights.js');
@@ -50,30 +75,49 @@ export async function run(spec: string, opts: RunOptions): Promise<void> {
   if (need > context) throw new KilnError('K1020', `the prompt (${prompt.length} tokens) and --max-tokens ${opts.maxTokens} need ${need} positions; --context is ${context}`);
 
   const backend = await loadBackend(opts.backend);
-  const session = await Session.create(g, { backend, weights: randomWeights(g, opts.weightsSeed ?? 0), maxSeqLen: context });
+  const { checkpointWeights } = await import('../formats/checkpoint.js');
+  const weights = checkpoint ? checkpointWeights(checkpoint) : randomWeights(g, opts.weightsSeed ?? 0);
+  const session = await Session.create(g, { backend, weights, maxSeqLen: context });
+  const stopTokens = tokenizer && !opts.ignoreEos ? [tokenizer.eos] : [];
+  const text = opts.prompt !== undefined && !opts.json;
+  // The continuation follows the prompt, so a leading space in its first token is real text.
+  const decoder = tokenizer?.streamDecoder();
+  if (text) await writeStdout(opts.prompt!);
   const tokens: number[] = [];
+  let generated = '';
   let prefillMs = 0;
   let decodeMs = 0;
-  for await (const step of session.generate(prompt, { maxTokens: opts.maxTokens, seed: opts.seed ?? 0, ...sampling })) {
+  for await (const step of session.generate(prompt, { maxTokens: opts.maxTokens, seed: opts.seed ?? 0, stopTokens, ...sampling })) {
     tokens.push(step.token);
     if (step.phase === 'prefill') prefillMs = step.ms;
     else decodeMs += step.ms;
-    if (!opts.json) await writeStdout(`${tokens.length > 1 ? ' ' : ''}${step.token}`);
+    const piece = decoder ? decoder.push(step.token) : '';
+    generated += piece;
+    if (text) await writeStdout(piece);
+    else if (!opts.json) await writeStdout(`${tokens.length > 1 ? ' ' : ''}${step.token}`);
   }
+  const rest = decoder ? decoder.flush() : '';
+  generated += rest;
   const decoded = Math.max(0, tokens.length - 1);
   const timings = {
     prefillMs: round(prefillMs),
     decodeMsPerToken: decoded ? round(decodeMs / decoded) : 0,
     tokensPerSecond: decodeMs > 0 ? round((decoded * 1000) / decodeMs) : 0,
   };
+  const stopped = stopTokens.includes(tokens.at(-1) ?? -1) ? 'eos' : 'max-tokens';
   if (opts.json) {
-    await writeStdout(`${JSON.stringify({ tokens, prompt, timings })}\n`);
+    await writeStdout(`${JSON.stringify({ tokens, prompt, ...(tokenizer ? { text: generated } : {}), stopped, timings })}\n`);
     return;
   }
-  await writeStdout('\n');
+  await writeStdout(`${text ? rest : ''}\n`);
   process.stderr.write(
-    `kiln: ${tokens.length} tokens on ${backend.name}; prefill ${timings.prefillMs} ms (${prompt.length} tokens), decode ${timings.decodeMsPerToken} ms/token (${timings.tokensPerSecond} tokens/s)\n`,
+    `kiln: ${tokens.length} tokens on ${backend.name}${stopped === 'eos' ? ' (stopped at EOS)' : ''}; prefill ${timings.prefillMs} ms (${prompt.length} tokens), decode ${timings.decodeMsPerToken} ms/token (${timings.tokensPerSecond} tokens/s)\n`,
   );
+}
+
+async function makeTokenizer(data: TokenizerData) {
+  const { Tokenizer } = await import('../tokenizer/index.js');
+  return Tokenizer.fromData(data);
 }
 
 function round(x: number): number {
