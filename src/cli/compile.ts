@@ -81,6 +81,8 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
       ]
     : [{ suffix: '', what: 'the whole graph in one run', exe: await backend.compile(program) }];
 
+  const device = modules.map((m) => m.exe.device).find((d) => d !== undefined);
+  if (device !== undefined) process.stderr.write(`kiln: ${backend.name} backend running on ${device}\n`);
   const lines = [`passes (${g.name}, ${opts.backend} backend):`, formatReport(reports).trimEnd(), formatPlan(program, maxSeqLen ?? modelMaxSeqLen(g))];
   await writeStdout(`${lines.filter((l) => l !== '').join('\n')}\n\n${formatSummary(graphSummary(g))}`);
 
@@ -89,7 +91,16 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
   } else {
     const base = g.name.replace(/[^A-Za-z0-9_.-]/g, '_') || 'model';
     for (const m of modules) {
-      const name = m.suffix ? `${base}.${m.suffix}.js` : `${base}.js`;
+      const stem = m.suffix ? `${base}.${m.suffix}` : base;
+      if (m.exe.binary !== undefined) {
+        // A WebAssembly module: the binary that runs, and its text (WAT) to read.
+        const header = `;; ${stem}.wat — kiln compile ${spec} --backend ${backend.name}\n;; ${m.what}.\n`;
+        writeOutputFile(join(opts.out, `${stem}.wasm`), m.exe.binary);
+        writeOutputFile(join(opts.out, `${stem}.wat`), header + (m.exe.source ?? ''));
+        process.stderr.write(`wrote ${join(opts.out, `${stem}.wasm`)} and ${stem}.wat\n`);
+        continue;
+      }
+      const name = `${stem}.js`;
       if (m.exe.source === undefined) throw new KilnError('K1016', `the ${backend.name} backend writes no source code; --out needs one that does`);
       const note = `// ${name} — kiln compile ${spec} --backend ${backend.name}\n// ${m.what}.\n// Import this file by its own name: import { createModel } from './${name}';\n`;
       writeOutputFile(join(opts.out, name), note + m.exe.source);

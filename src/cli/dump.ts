@@ -13,7 +13,7 @@ export interface DumpOptions {
 }
 
 /** Write a whole file or nothing; a path we cannot write to is the user's to fix. */
-export function writeOutputFile(path: string, data: string): void {
+export function writeOutputFile(path: string, data: string | Uint8Array): void {
   try {
     writeFileAtomic(path, data);
   } catch (e) {

@@ -20,7 +20,7 @@ export async function fuzzCommand(opts: FuzzCliOptions): Promise<void> {
   const { BACKENDS, loadBackend } = await import('./backends.js');
   const names = opts.backends.split(',').map((s) => s.trim()).filter((s) => s !== '');
   for (const n of names) if (!BACKENDS.includes(n)) throw new KilnError('K1016', `--backends: there is no backend '${n}'; available: ${BACKENDS.join(', ')}`);
-  const backends = await Promise.all(names.map(loadBackend));
+  const backends = await Promise.all(names.map((n) => loadBackend(n)));
   const { fuzz } = await import('../fuzz/fuzz.js');
   const { formatFailure, formatSuccess } = await import('../fuzz/report.js');
   const tty = process.stderr.isTTY === true;

@@ -32,7 +32,9 @@ import { type NodeDiff, type PassDiff, compareOutput, firstNodeThatDiffers, firs
 import { arbLlamaConfig } from './tiny-llama.js';
 
 /** How far each backend's float32 results may stray from the float64 interpreter (relative, see compare.ts). */
-export const TOLERANCE: Readonly<Record<string, number>> = { js: 1e-3, interpret: 1e-6 };
+// wasm sums matmuls in f32 in a different order than the interpreter (and fuses multiply-adds where
+// relaxed SIMD exists); its per-node tolerance is 1e-3 in its own conformance suite.
+export const TOLERANCE: Readonly<Record<string, number>> = { js: 1e-3, wasm: 1e-3, interpret: 1e-6 };
 const DEFAULT_TOLERANCE = 1e-3;
 
 export type CaseKind = 'graph' | 'llama';

@@ -1,0 +1,45 @@
+/**
+ * The wasm backend's kernels, one per op of graph/ops.ts and one for the fused elementwise
+ * pattern (rope_qk and swiglu run as their bodies: their matmuls are the SIMD kernels). Sources
+ * (input, param, state, const) are placed by the layout, not computed.
+ */
+import type { OpKind } from '../../../graph/ops.js';
+import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from '../../../graph/ops.js';
+import { broadcastKernel } from './broadcast.js';
+import { causalMaskKernel } from './causal-mask.js';
+import { concatKernel } from './concat.js';
+import { binaryKernel, unaryKernel } from './elementwise.js';
+import { fusedElementwiseKernel } from './fused-elementwise.js';
+import { gatherKernel } from './gather.js';
+import { iotaKernel } from './iota.js';
+import type { WasmKernel } from './kernel.js';
+import { matmulKernel } from './matmul.js';
+import { reduceKernel } from './reduce.js';
+import { reshapeKernel } from './reshape.js';
+import { rmsnormKernel } from './rmsnorm.js';
+import { ropeKernel } from './rope.js';
+import { sliceKernel } from './slice.js';
+import { softmaxKernel } from './softmax.js';
+import { transposeKernel } from './transpose.js';
+import { updateSliceKernel } from './update-slice.js';
+
+export const KERNELS: Partial<Record<OpKind, WasmKernel>> = {
+  ...Object.fromEntries(UNARY_OPS.map((op) => [op, unaryKernel])),
+  ...Object.fromEntries(BINARY_OPS.map((op) => [op, binaryKernel])),
+  ...Object.fromEntries(REDUCE_OPS.map((op) => [op, reduceKernel])),
+  iota: iotaKernel,
+  matmul: matmulKernel,
+  reshape: reshapeKernel,
+  transpose: transposeKernel,
+  slice: sliceKernel,
+  update_slice: updateSliceKernel,
+  concat: concatKernel,
+  broadcast: broadcastKernel,
+  gather: gatherKernel,
+  softmax: softmaxKernel,
+  rmsnorm: rmsnormKernel,
+  rope: ropeKernel,
+  causal_mask: causalMaskKernel,
+};
+
+export const FUSED_KERNELS: Readonly<Record<string, WasmKernel>> = { elementwise: fusedElementwiseKernel };

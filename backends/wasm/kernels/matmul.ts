@@ -1,0 +1,172 @@
+/**
+ * matmul, three module functions (f32 accumulation throughout; the sum order differs from the
+ * interpreter's, so results differ by f32 roundings):
+ *  - mm_pk: b a param stored [N, K] (transB, LLaMA's [out, in] weights), repacked at setWeights
+ *    into 16-column panels [⌈N/16⌉][K][16] — one sequential stream per panel. A 2×16 register
+ *    tile (8 f32x4 accumulators) for pairs of rows; a single row (decode's matvec) runs 1×16 with
+ *    even and odd k in separate accumulators (8 chains, so the multiply-adds overlap). Panels
+ *    [p0, p1) only, so that threads can split the columns.
+ *  - mm_nn: b [K, N] row-major: four columns at a time, a[m, k] splatted.
+ *  - mm_nt: b [N, K] not packed (attention scores): dot products four k at a time.
+ * Batch dims that broadcast walk a loop nest; a 2-D b folds a's batch into M.
+ */
+import type { Dim } from '../../../graph/dim.js';
+import { dimEq } from '../../../graph/dim.js';
+import { Fn, type Expr } from '../fn.js';
+import { broadcastStrides, nest } from './elementwise.js';
+import type { WasmCtx, WasmKernel } from './kernel.js';
+
+/** Store 16 lanes (4 vectors) at out + (row·N + n)·4, lane by lane past column N. */
+function store16(c: WasmCtx, f: Fn, out: number, row: Expr, n: number, N: number, acc: readonly number[]): Expr {
+  const { m } = c;
+  const base = () => m.i32.add(f.get(out), m.i32.shl(m.i32.add(m.i32.mul(row, f.get(N)), f.get(n)), m.i32.const(2)));
+  const rowB = f.local(c.b.i32);
+  const full = acc.map((a, i) => m.v128.store(16 * i, 4, f.get(rowB), f.get(a)));
+  const lanes = acc.flatMap((a, i) =>
+    [0, 1, 2, 3].map((l) => m.if(m.i32.lt_s(m.i32.add(f.get(n), m.i32.const(4 * i + l)), f.get(N)), m.f32.store(16 * i + 4 * l, 4, f.get(rowB), m.f32x4.extract_lane(f.get(a), l)))),
+  );
+  return m.block(null, [f.set(rowB, base()), m.if(m.i32.le_s(m.i32.add(f.get(n), m.i32.const(16)), f.get(N)), m.block(null, full), m.block(null, lanes))]);
+}
+
+export function buildMatmulPacked(c: WasmCtx, name: string): void {
+  const { b, m } = c;
+  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
+  const [A, BP, OUT, M, N, K, P0, P1] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [p, row, k, a0, a1, bp, n] = [0, 0, 0, 0, 0, 0, 0].map(() => f.local(b.i32)) as number[];
+  const acc = Array.from({ length: 8 }, () => f.local(b.v128));
+  const zero = () => m.v128.const([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  const wv = (i: number, extra = 0) => m.v128.load(16 * i + extra, 16, f.get(bp!));
+  const splat = (ptr: number, off = 0) => m.v128.load32_splat(off, 4, f.get(ptr));
+  const inc = (l: number, by: number | (() => Expr)) => f.set(l, m.i32.add(f.get(l), typeof by === 'number' ? m.i32.const(by) : by()));
+  const K4 = () => m.i32.shl(f.get(K), m.i32.const(2));
+  const pair = [
+    ...acc.map((a) => f.set(a, zero())),
+    f.set(a0!, m.i32.add(f.get(A), m.i32.mul(f.get(row!), K4()))),
+    f.set(a1!, m.i32.add(f.get(a0!), K4())),
+    f.set(bp!, m.i32.add(f.get(BP), m.i32.mul(f.get(p!), m.i32.shl(K4(), m.i32.const(4))))),
+    f.for(k!, m.i32.const(0), f.at(K), 1, [
+      ...[0, 1, 2, 3].map((i) => f.set(acc[i]!, c.madd(splat(a0!), wv(i), f.get(acc[i]!)))),
+      ...[0, 1, 2, 3].map((i) => f.set(acc[4 + i]!, c.madd(splat(a1!), wv(i), f.get(acc[4 + i]!)))),
+      inc(a0!, 4),
+      inc(a1!, 4),
+      inc(bp!, 64),
+    ]),
+    store16(c, f, OUT, f.get(row!), n!, N, acc.slice(0, 4)),
+    store16(c, f, OUT, m.i32.add(f.get(row!), m.i32.const(1)), n!, N, acc.slice(4)),
+  ];
+  // one row: k and k+1 in separate accumulators, then summed
+  const single = [
+    ...acc.map((a) => f.set(a, zero())),
+    f.set(a0!, m.i32.add(f.get(A), m.i32.mul(f.get(row!), K4()))),
+    f.set(bp!, m.i32.add(f.get(BP), m.i32.mul(f.get(p!), m.i32.shl(K4(), m.i32.const(4))))),
+    f.for(k!, m.i32.const(0), () => m.i32.sub(f.get(K), m.i32.const(1)), 2, [
+      ...[0, 1, 2, 3].map((i) => f.set(acc[i]!, c.madd(splat(a0!), wv(i), f.get(acc[i]!)))),
+      ...[0, 1, 2, 3].map((i) => f.set(acc[4 + i]!, c.madd(splat(a0!, 4), wv(i, 64), f.get(acc[4 + i]!)))),
+      inc(a0!, 8),
+      inc(bp!, 128),
+    ]),
+    m.if(m.i32.and(f.get(K), m.i32.const(1)), m.block(null, [0, 1, 2, 3].map((i) => f.set(acc[i]!, c.madd(splat(a0!), wv(i), f.get(acc[i]!)))))),
+    ...[0, 1, 2, 3].map((i) => f.set(acc[i]!, m.f32x4.add(f.get(acc[i]!), f.get(acc[4 + i]!)))),
+    store16(c, f, OUT, f.get(row!), n!, N, acc.slice(0, 4)),
+  ];
+  // Blocks of RB rows, so that the rows of a (RB·K floats) stay in cache across the panels.
+  const RB = 32;
+  const [rb, mEnd] = [f.local(b.i32), f.local(b.i32)];
+  f.finish(name, b.none, [
+    f.for(rb, m.i32.const(0), f.at(M), RB, [
+      f.set(mEnd, m.select(m.i32.lt_s(m.i32.add(f.get(rb), m.i32.const(RB)), f.get(M)), m.i32.add(f.get(rb), m.i32.const(RB)), f.get(M))),
+      f.for(p!, f.get(P0), f.at(P1), 1, [
+        f.set(n!, m.i32.shl(f.get(p!), m.i32.const(4))),
+        f.set(row!, f.get(rb)),
+        m.block('rows', [
+          m.loop('pairs', m.block(null, [m.br('rows', m.i32.gt_s(m.i32.add(f.get(row!), m.i32.const(2)), f.get(mEnd))), ...pair, inc(row!, 2), m.br('pairs')])),
+        ]),
+        m.if(m.i32.lt_s(f.get(row!), f.get(mEnd)), m.block(null, single)),
+      ]),
+    ]),
+  ]);
+}
+
+export function buildMatmulNN(c: WasmCtx, name: string): void {
+  const { b, m } = c;
+  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
+  const [A, B, OUT, M, N, K] = [0, 1, 2, 3, 4, 5];
+  const [row, n, k, acc, s] = [f.local(b.i32), f.local(b.i32), f.local(b.i32), f.local(b.v128), f.local(b.f32)];
+  const aAt = () => m.i32.add(f.get(A), m.i32.shl(m.i32.add(m.i32.mul(f.get(row), f.get(K)), f.get(k)), m.i32.const(2)));
+  const bAt = () => m.i32.add(f.get(B), m.i32.shl(m.i32.add(m.i32.mul(f.get(k), f.get(N)), f.get(n)), m.i32.const(2)));
+  const oAt = () => m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(f.get(row), f.get(N)), f.get(n)), m.i32.const(2)));
+  f.finish(name, b.none, [
+    f.for(row, m.i32.const(0), f.at(M), 1, [
+      f.set(n, m.i32.const(0)),
+      m.block('vec', [
+        m.loop('cols', m.block(null, [
+          m.br('vec', m.i32.gt_s(m.i32.add(f.get(n), m.i32.const(4)), f.get(N))),
+          f.set(acc, m.v128.const(new Array(16).fill(0))),
+          f.for(k, m.i32.const(0), f.at(K), 1, [f.set(acc, c.madd(m.v128.load32_splat(0, 4, aAt()), m.v128.load(0, 4, bAt()), f.get(acc)))]),
+          m.v128.store(0, 4, oAt(), f.get(acc)),
+          f.set(n, m.i32.add(f.get(n), m.i32.const(4))),
+          m.br('cols'),
+        ])),
+      ]),
+      f.for(n, f.get(n), f.at(N), 1, [
+        f.set(s, m.f32.const(0)),
+        f.for(k, m.i32.const(0), f.at(K), 1, [f.set(s, m.f32.add(f.get(s), m.f32.mul(m.f32.load(0, 4, aAt()), m.f32.load(0, 4, bAt()))))]),
+        m.f32.store(0, 4, oAt(), f.get(s)),
+      ]),
+    ]),
+  ]);
+}
+
+export function buildMatmulNT(c: WasmCtx, name: string): void {
+  const { b, m } = c;
+  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
+  const [A, B, OUT, M, N, K] = [0, 1, 2, 3, 4, 5];
+  const [row, n, k, acc, s] = [f.local(b.i32), f.local(b.i32), f.local(b.i32), f.local(b.v128), f.local(b.f32)];
+  const aAt = () => m.i32.add(f.get(A), m.i32.shl(m.i32.add(m.i32.mul(f.get(row), f.get(K)), f.get(k)), m.i32.const(2)));
+  const bAt = () => m.i32.add(f.get(B), m.i32.shl(m.i32.add(m.i32.mul(f.get(n), f.get(K)), f.get(k)), m.i32.const(2)));
+  const lane = (l: number) => m.f32x4.extract_lane(f.get(acc), l);
+  f.finish(name, b.none, [
+    f.for(row, m.i32.const(0), f.at(M), 1, [
+      f.for(n, m.i32.const(0), f.at(N), 1, [
+        f.set(acc, m.v128.const(new Array(16).fill(0))),
+        f.set(k, m.i32.const(0)),
+        m.block('vec', [
+          m.loop('ks', m.block(null, [
+            m.br('vec', m.i32.gt_s(m.i32.add(f.get(k), m.i32.const(4)), f.get(K))),
+            f.set(acc, c.madd(m.v128.load(0, 4, aAt()), m.v128.load(0, 4, bAt()), f.get(acc))),
+            f.set(k, m.i32.add(f.get(k), m.i32.const(4))),
+            m.br('ks'),
+          ])),
+        ]),
+        f.set(s, m.f32.add(m.f32.add(lane(0), lane(1)), m.f32.add(lane(2), lane(3)))),
+        f.for(k, f.get(k), f.at(K), 1, [f.set(s, m.f32.add(f.get(s), m.f32.mul(m.f32.load(0, 4, aAt()), m.f32.load(0, 4, bAt()))))]),
+        m.f32.store(0, 4, m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(f.get(row), f.get(N)), f.get(n)), m.i32.const(2))), f.get(s)),
+      ]),
+    ]),
+  ]);
+}
+
+export const matmulKernel: WasmKernel = (c) => {
+  const { m } = c;
+  const transB = c.node.attrs['transB'] === true;
+  const [ta, tb] = [c.types[0]!, c.types[1]!];
+  const [Md, Kd] = ta.shape.slice(-2) as [Dim, Dim];
+  const Nd = tb.shape.at(transB ? -2 : -1)!;
+  if (c.packed(1)) {
+    const fn = c.helper('mm_pk', () => buildMatmulPacked(c, 'mm_pk'));
+    const N = Nd as number;
+    return [c.parallel(fn, [c.in(0), c.in(1), c.out(), c.numel(ta.shape.slice(0, -1)), m.i32.const(N), c.dim(Kd)], Math.ceil(N / 16))];
+  }
+  const name = transB ? 'mm_nt' : 'mm_nn';
+  const fn = c.helper(name, () => (transB ? buildMatmulNT : buildMatmulNN)(c, name));
+  const [ab, bb, ob] = [ta.shape.slice(0, -2), tb.shape.slice(0, -2), c.node.type.shape.slice(0, -2)];
+  const call = (a: Expr, bq: Expr, o: Expr, M: Expr) => m.call(fn, [a, bq, o, M, c.dim(Nd), c.dim(Kd)], c.b.none);
+  if (bb.length === 0 && ab.length === ob.length && ab.every((d, i) => dimEq(d, ob[i]!))) return [call(c.in(0), c.in(1), c.out(), c.numel(ta.shape.slice(0, -1)))];
+  const mk = () => m.i32.mul(c.dim(Md), c.dim(Kd));
+  const kn = () => m.i32.mul(c.dim(Kd), c.dim(Nd));
+  const mn = () => m.i32.mul(c.dim(Md), c.dim(Nd));
+  const byte = (base: Expr, off: Expr, per: Expr) => m.i32.add(base, m.i32.shl(m.i32.mul(off, per), m.i32.const(2)));
+  return nest(c, ob, [broadcastStrides(ab, ob), broadcastStrides(bb, ob), broadcastStrides(ob, ob)], ([pa, pb, po]) => [
+    call(byte(c.in(0), pa!(), mk()), byte(c.in(1), pb!(), kn()), byte(c.out(), po!(), mn()), c.dim(Md)),
+  ]);
+};

@@ -1,0 +1,237 @@
+/**
+ * Where each value of a Program lives in the module's linear memory.
+ *
+ *   [0, 1024)       the slot table: one i32 byte address per dynamically placed value
+ *   static region   params (raw and/or repacked for matvec/matmul), states of static size,
+ *                   consts, and the arena of the memory plan (meta.memoryPlan) at its offsets
+ *   dynamic region  inputs, values sized by run-time symbols (seq, pos): placed by the host
+ *                   before each run (sizes are known then) and read by the module off the table
+ *
+ * Aliases cost nothing: an unplanned reshape is its operand's bytes; an update_slice of a state
+ * that is that state's `state:` output (and that nothing reads after) writes into the state.
+ * The plan is trusted only where the schedule agrees with it (as the js backend does).
+ */
+import { isStatic } from '../../graph/dim.js';
+import { InternalError, KilnError } from '../../graph/errors.js';
+import type { Graph, Node } from '../../graph/graph.js';
+import type { FusedBody } from '../../graph/ops.js';
+import { elementwiseForm } from '../js/kernels/fused-elementwise.js';
+
+export const BACKEND = 'wasm';
+/** Fused patterns the wasm backend runs as one kernel; other known patterns run as their bodies. */
+export const FUSED = ['rope_qk', 'swiglu', 'elementwise'] as const;
+export const TABLE_BYTES = 4096;
+
+interface PlannedBuffer {
+  readonly value: number;
+  readonly offset: number;
+  readonly bytes: number;
+}
+export interface MemoryPlanLike {
+  readonly arenaBytes: number;
+  readonly bounds: Readonly<Record<string, number>>;
+  readonly buffers: readonly PlannedBuffer[];
+}
+
+export type Home =
+  | { kind: 'static'; at: number; bytes: number }
+  | { kind: 'arena'; offset: number; cap: number }
+  | { kind: 'slot'; slot: number }
+  | { kind: 'alias'; of: number };
+
+const SOURCE = new Set(['input', 'param', 'state']);
+const CORE_KERNELS = new Set([
+  'neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'silu', 'gelu',
+  'add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'sum', 'mean', 'amax', 'iota', 'matmul', 'reshape', 'transpose',
+  'slice', 'update_slice', 'concat', 'broadcast', 'gather', 'softmax', 'rmsnorm', 'rope', 'causal_mask',
+]);
+
+/** Fused nodes of a pattern with a kernel stay; the rest become their bodies (renumbered into the graph). */
+export function expand(g: Graph, notes: string[]): { nodes: Node[]; sched: Map<number, number> } {
+  let next = Math.max(-1, ...g.nodes.map((n) => n.id)) + 1;
+  const nodes: Node[] = [];
+  const sched = new Map<number, number>();
+  const visit = (n: Node, at: number): void => {
+    if (n.op === 'fused') {
+      const pattern = String(n.attrs['pattern']);
+      if (!(FUSED as readonly string[]).includes(pattern))
+        throw new KilnError('K1019', `wasm backend: no kernel for fused pattern '${pattern}' (%${n.id}${n.scope ? ` in ${n.scope}` : ''}); it has ${FUSED.join(', ')}`, n.loc);
+      const body = n.attrs['body'] as FusedBody;
+      // rope_qk and swiglu run as their decompositions: their matmuls are the SIMD kernels.
+      if (pattern !== 'elementwise' || !elementwiseForm(body)) {
+        if (pattern === 'elementwise') notes.push(`%${n.id} fused elementwise: its body is not a plain elementwise DAG; it runs as its decomposition`);
+        for (const m of inlineBody(n, body, () => next++)) visit(m, at);
+        return;
+      }
+    } else if (!SOURCE.has(n.op) && n.op !== 'const' && !CORE_KERNELS.has(n.op)) {
+      throw new KilnError('K1019', `wasm backend: no kernel for op '${n.op}' (%${n.id}${n.scope ? ` in ${n.scope}` : ''})`, n.loc);
+    }
+    nodes.push(n);
+    sched.set(n.id, at);
+  };
+  g.nodes.forEach((n, i) => visit(n, i));
+  return { nodes, sched };
+}
+
+function inlineBody(n: Node, body: FusedBody, fresh: () => number): Node[] {
+  const map = new Map<number, number>();
+  const out: Node[] = [];
+  const result = body.outputs[0]!.value;
+  for (const b of body.nodes) {
+    if (b.op === 'input') {
+      map.set(b.id, n.inputs[Number(/^arg(\d+)$/.exec(String(b.attrs['name']))![1])]!);
+      continue;
+    }
+    const id = b.id === result ? n.id : fresh();
+    map.set(b.id, id);
+    const m: Node = { id, op: b.op, inputs: b.inputs.map((i) => map.get(i)!), attrs: b.attrs, type: b.type, scope: n.scope };
+    out.push(n.loc ? { ...m, loc: n.loc } : m);
+  }
+  if (!out.some((m) => m.id === n.id))
+    out.push({ id: n.id, op: 'reshape', inputs: [map.get(result)!], attrs: { shape: [...n.type.shape] }, type: n.type, scope: n.scope });
+  return out;
+}
+
+export function readPlan(g: Graph): MemoryPlanLike | undefined {
+  const p = g.meta['memoryPlan'] as MemoryPlanLike | undefined;
+  if (p === undefined) return undefined;
+  if (typeof p !== 'object' || !Array.isArray(p.buffers) || typeof p.arenaBytes !== 'number')
+    throw new InternalError(`wasm backend: graph ${g.name}: meta.memoryPlan is not a memory plan`);
+  return p;
+}
+
+export const numelStatic = (n: Node): number | undefined =>
+  n.type.shape.every(isStatic) ? n.type.shape.reduce<number>((a, d) => a * (d as number), 1) : undefined;
+const align = (x: number, a = 64) => Math.ceil(x / a) * a;
+
+/** A param's copies: raw (row-major) and/or packed into 16-column panels for transB matmuls. */
+export interface ParamHome {
+  readonly node: Node;
+  raw?: number;
+  packed?: { at: number; N: number; K: number };
+}
+
+export interface Layout {
+  readonly homes: Map<number, Home>;
+  readonly inPlace: Set<number>;
+  readonly params: Map<number, ParamHome>;
+  /** matmul node ids whose b operand is read from its packed copy. */
+  readonly packedUse: Set<number>;
+  readonly staticBytes: number;
+  readonly slots: number[];
+  readonly arenaAt: number;
+}
+
+export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, number>, plan: MemoryPlanLike | undefined, notes: string[]): Layout {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const outputs = new Set(g.outputs.map((o) => o.value));
+  const pos = new Map(nodes.map((n, i) => [n.id, i]));
+  const homes = new Map<number, Home>();
+  const inPlace = new Set<number>();
+  const planned = new Map((plan?.buffers ?? []).map((b) => [b.value, b]));
+  const users = new Map<number, Node[]>();
+  for (const n of nodes) for (const i of n.inputs) users.set(i, [...(users.get(i) ?? []), n]);
+
+  for (const o of g.outputs) {
+    const n = byId.get(o.value);
+    if (n?.op !== 'update_slice') continue;
+    const base = byId.get(n.inputs[0]!)!;
+    if (base.op !== 'state' || o.name !== `state:${String(base.attrs['name'])}` || n.inputs[1] === base.id || outputs.has(base.id)) continue;
+    if (numelStatic(base) === undefined) continue;
+    if ((users.get(base.id) ?? []).every((u) => u.id === n.id || pos.get(u.id)! < pos.get(n.id)!)) inPlace.add(n.id);
+  }
+
+  let at = TABLE_BYTES;
+  const take = (bytes: number) => {
+    const a = at;
+    at = align(at + bytes);
+    return a;
+  };
+  const params = new Map<number, ParamHome>();
+  const packedUse = new Set<number>();
+  const slots: number[] = [];
+  for (const n of nodes) {
+    if (n.op === 'param') {
+      const size = numelStatic(n);
+      // A param sized by run-time symbols is copied in at each run, like an input.
+      if (size === undefined) {
+        params.set(n.id, { node: n });
+        continue;
+      }
+      const ph: ParamHome = { node: n };
+      for (const u of users.get(n.id) ?? []) {
+        const packable = u.op === 'matmul' && u.attrs['transB'] === true && u.inputs[1] === n.id && u.inputs[0] !== n.id && n.type.shape.length === 2 && n.type.dtype === 'f32';
+        if (packable) {
+          if (!ph.packed) {
+            const [N, K] = n.type.shape as [number, number];
+            ph.packed = { at: take(Math.ceil(N / 16) * 16 * K * 4), N, K };
+          }
+          packedUse.add(u.id);
+        } else ph.raw ??= take(size * 4);
+      }
+      ph.raw ??= ph.packed ? undefined : take(size * 4);
+      params.set(n.id, ph);
+      homes.set(n.id, { kind: 'static', at: ph.raw ?? ph.packed!.at, bytes: size * 4 });
+    } else if ((n.op === 'state' || n.op === 'const') && numelStatic(n) !== undefined) {
+      const bytes = numelStatic(n)! * 4;
+      homes.set(n.id, { kind: 'static', at: take(bytes), bytes });
+    }
+  }
+  const arenaAt = plan ? take(plan.arenaBytes) : 0;
+  for (const n of nodes) {
+    if (homes.has(n.id)) continue;
+    const slot = () => {
+      slots.push(n.id);
+      return { kind: 'slot' as const, slot: slots.length - 1 };
+    };
+    if (inPlace.has(n.id)) homes.set(n.id, { kind: 'alias', of: n.inputs[0]! });
+    else if (SOURCE.has(n.op) || n.op === 'const' || outputs.has(n.id)) homes.set(n.id, slot());
+    else if (n.op === 'reshape' && !planned.has(n.id)) homes.set(n.id, { kind: 'alias', of: n.inputs[0]! });
+    else {
+      const b = planned.get(n.id);
+      homes.set(n.id, b ? { kind: 'arena', offset: b.offset, cap: Math.floor(b.bytes / 4) } : slot());
+    }
+  }
+  if (slots.length * 4 > TABLE_BYTES) throw new InternalError(`wasm backend: ${slots.length} dynamic values do not fit the slot table`);
+  if (plan) checkPlan(nodes, sched, plan, homes, slots, notes);
+  return { homes, inPlace, params, packedUse, staticBytes: at, slots, arenaAt };
+}
+
+export function rootOf(homes: Map<number, Home>, id: number): number {
+  for (let h = homes.get(id); h?.kind === 'alias'; h = homes.get(id)) id = h.of;
+  return id;
+}
+
+/** Planned bytes must hold the value and not be shared with a value alive at the same time. */
+function checkPlan(nodes: readonly Node[], sched: Map<number, number>, plan: MemoryPlanLike, homes: Map<number, Home>, slots: number[], notes: string[]): void {
+  const life = new Map<number, [number, number]>();
+  for (const n of nodes) {
+    const at = sched.get(n.id)!;
+    if (!life.has(n.id)) life.set(n.id, [at, at]);
+    for (const i of n.inputs) {
+      const l = life.get(rootOf(homes, i));
+      if (l) l[1] = Math.max(l[1], at);
+    }
+  }
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const drop = (id: number, why: string) => {
+    slots.push(id);
+    homes.set(id, { kind: 'slot', slot: slots.length - 1 });
+    notes.push(`%${id}: not placed in the arena (${why})`);
+  };
+  const arena = () => [...homes].filter((e): e is [number, Home & { kind: 'arena' }] => e[1].kind === 'arena');
+  for (const [id, h] of arena()) {
+    const need = numelStatic(byId.get(id)!) ?? 0;
+    if (need > h.cap || h.offset % 4 !== 0 || h.offset + h.cap * 4 > plan.arenaBytes) drop(id, 'its planned bytes do not hold it');
+  }
+  const kept = arena();
+  for (let i = 0; i < kept.length; i++)
+    for (let j = i + 1; j < kept.length; j++) {
+      const [a, ha] = kept[i]!;
+      const [b, hb] = kept[j]!;
+      if (homes.get(a)!.kind !== 'arena' || homes.get(b)!.kind !== 'arena') continue;
+      const overlap = ha.offset < hb.offset + hb.cap * 4 && hb.offset < ha.offset + ha.cap * 4;
+      const [la, lb] = [life.get(a)!, life.get(b)!];
+      if (overlap && !(la[1] < lb[0] || lb[1] < la[0])) drop(b, `its planned bytes are shared with %${a} while both are alive`);
+    }
+}

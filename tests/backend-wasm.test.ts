@@ -1,0 +1,257 @@
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Backend, Executable, HostArray } from '../backends/backend.js';
+import { checkBackend, conformanceCases, randomBindings } from '../backends/conformance.js';
+import { createWasmBackend } from '../backends/wasm/index.js';
+import { GraphBuilder } from '../graph/builder.js';
+import { sym } from '../graph/dim.js';
+import { KilnError } from '../graph/errors.js';
+import type { Graph } from '../graph/graph.js';
+import { interpret } from '../graph/interpret.js';
+import { OPS, type OpKind } from '../graph/ops.js';
+import { hostTensor, maxRelError } from '../graph/tensor.js';
+import { runPipeline } from '../passes/manager.js';
+import { PIPELINE } from '../passes/pipeline.js';
+import { llama } from '../src/dsl/llama.js';
+import { presetModel } from '../src/dsl/presets.js';
+import { arbGraph } from './arbitrary.js';
+import { arbTinyLlama } from './tiny-llama.js';
+
+/**
+ * Tolerances for the wasm backend.
+ * - End to end, relative 1e-4 with floor 1e-2 (as for js): every intermediate is f32 either way.
+ * - Per node, 1e-3 with floor 1e-6 (js: 1e-5). The wasm matmuls accumulate in f32 (js: f64) in
+ *   another order (4 lanes, even and odd k apart; relaxed madd rounds once where mul+add rounds
+ *   twice), so a dot product over K terms of size ~1 is off by ~√K·6e-8 absolute; a result that
+ *   cancels to ~1e-3 (swiglu's up·silu(gate) at K = 50) shows that as ~1.5e-4 relative. Elementwise
+ *   ops, reductions, softmax, rmsnorm and rope compute in f64 with JS Math and differ only by the
+ *   final rounding. Indexing mistakes are O(1) errors.
+ */
+const tol = { rel: 1e-4, perNode: 1e-3 };
+const made: Executable[] = [];
+/** Track executables so that their workers are stopped when the file is done. */
+const tracked = (be: Backend): Backend => ({
+  ...be,
+  async compile(g, o) {
+    const exe = await be.compile(g, o);
+    made.push(exe);
+    return exe;
+  },
+});
+afterAll(() => made.forEach((e) => e.dispose?.()));
+
+const BACKENDS: [string, Backend][] = [
+  ['1 thread', tracked(createWasmBackend({ threads: 1 }))],
+  ['2 threads', tracked(createWasmBackend({ threads: 2 }))],
+];
+const CASES = conformanceCases();
+const SEEDS = [1, 2];
+
+describe.each(BACKENDS)('wasm backend (%s): conformance against the interpreter', (_name, backend) => {
+  it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
+    for (const seed of SEEDS) {
+      const r = await checkBackend(backend, c.graph, { seed, ...(c.symbols ? { symbols: c.symbols } : {}) });
+      expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
+      const p = await checkBackend(backend, c.graph, { seed, perNode: true, tolerance: tol.perNode, ...(c.symbols ? { symbols: c.symbols } : {}) });
+      expect(p.maxRelError, p.summary).toBeLessThanOrEqual(tol.perNode);
+    }
+  });
+
+  it('the cases cover every core op and every fused pattern the backend has', () => {
+    const ops = new Set(CASES.flatMap((c) => c.graph.nodes.map((n) => n.op)));
+    expect((Object.keys(OPS) as OpKind[]).filter((op) => !ops.has(op))).toEqual([]);
+    const patterns = new Set(CASES.flatMap((c) => c.graph.nodes.filter((n) => n.op === 'fused').map((n) => String(n.attrs['pattern']))));
+    expect([...patterns].sort()).toEqual([...backend.caps.fusedPatterns].sort());
+  });
+
+  it('random graphs (arbGraph): every node agrees with the interpreter', async () => {
+    const noFused = (Object.keys(OPS) as OpKind[]).filter((op) => op !== 'fused');
+    await fc.assert(
+      fc.asyncProperty(arbGraph({ ops: noFused }), fc.nat(), async (g, seed) => {
+        const r = await checkBackend(backend, g, { seed, perNode: true, tolerance: tol.perNode });
+        expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.perNode);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('random graphs with fused nodes of every known pattern (bodies of any form)', async () => {
+    const patterns = backend.caps.fusedPatterns;
+    const withKnownPatterns = (g: Graph): Graph => ({
+      ...g,
+      nodes: g.nodes.map((n) => (n.op === 'fused' ? { ...n, attrs: { ...n.attrs, pattern: patterns[n.id % patterns.length]! } } : n)),
+    });
+    await fc.assert(
+      fc.asyncProperty(arbGraph({ ops: ['fused', 'add', 'mul', 'exp', 'matmul', 'rope', 'transpose', 'reshape'] }).map(withKnownPatterns), fc.nat(), async (g, seed) => {
+        const r = await checkBackend(backend, g, { seed, perNode: true, tolerance: tol.perNode });
+        expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.perNode);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('the tiny LLaMA graph, before and after the pipeline', async () => {
+    const full = presetModel('tiny').build();
+    const step = runPipeline(full, PIPELINE).graph;
+    for (const seed of SEEDS) {
+      const r = await checkBackend(backend, full, { seed, symbols: { seq: 5 } });
+      expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
+    }
+    for (const [seed, symbols] of [
+      [1, { seq: 5, pos: 0 }],
+      [2, { seq: 3, pos: 7 }],
+      [3, { seq: 1, pos: 20 }],
+    ] as const) {
+      const r = await checkBackend(backend, step, { seed, symbols });
+      expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
+      const p = await checkBackend(backend, step, { seed, symbols, perNode: true, tolerance: tol.perNode });
+      expect(p.maxRelError, p.summary).toBeLessThanOrEqual(tol.perNode);
+    }
+  });
+
+  it('random tiny LLaMA variants, before and after the pipeline', async () => {
+    await fc.assert(
+      fc.asyncProperty(arbTinyLlama, fc.nat(), async (config, seed) => {
+        const full = llama(config).build();
+        for (const g of [full, runPipeline(full, PIPELINE).graph]) {
+          const r = await checkBackend(backend, g, { seed });
+          expect(r.maxRelError, `${r.summary}; config ${JSON.stringify(config)}`).toBeLessThanOrEqual(tol.rel);
+        }
+      }),
+      { numRuns: 10 },
+    );
+  });
+
+  it('prefill then decode steps (seq = 1 specialised) give the full pass logits', async () => {
+    const full = presetModel('tiny').build();
+    const step = runPipeline(full, PIPELINE).graph;
+    const prefill = await backend.compile(step);
+    const decode = await backend.compile(step, { specialize: { seq: 1 } });
+    const weights = randomBindings(full, 7, { seq: 1 }).param;
+    prefill.setWeights(weights);
+    decode.setWeights(weights);
+    const tokens = [3, 14, 15, 9, 2, 6, 53, 5];
+    const ref = interpret(full, {
+      inputs: { tokens: hostTensor('i32', [tokens.length], tokens) },
+      params: Object.fromEntries(Object.entries(weights).map(([k, w]) => [k, hostTensor('f32', shapeOf(full, k), w)])),
+    })['logits']!;
+    const meta = step.meta['kvCache'] as { maxSeqLen: number; states: string[] };
+    let state: Record<string, HostArray> = Object.fromEntries(meta.states.map((s) => [s, new Float32Array(meta.maxSeqLen * 2 * 8)]));
+    const rows: Float32Array[] = [];
+    const first = 5;
+    const out0 = prefill.run({ inputs: { tokens: Int32Array.from(tokens.slice(0, first)) }, symbols: { pos: 0 }, state });
+    rows.push(out0['logits'] as Float32Array);
+    state = Object.fromEntries(meta.states.map((s) => [s, out0[`state:${s}`]!]));
+    for (let p = first; p < tokens.length; p++) {
+      // alternate executables on the same state arrays: each must see the other's writes
+      const exe = p % 2 ? decode : prefill;
+      const out = exe.run({ inputs: { tokens: Int32Array.of(tokens[p]!) }, symbols: { pos: p, seq: 1 }, state });
+      rows.push(out['logits'] as Float32Array);
+      state = Object.fromEntries(meta.states.map((s) => [s, out[`state:${s}`]!]));
+    }
+    const got = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+    rows.reduce((at, r) => (got.set(r, at), at + r.length), 0);
+    expect(maxRelError(hostTensor('f32', ref.shape, got), ref, 1e-2)).toBeLessThanOrEqual(tol.rel);
+  });
+});
+
+function shapeOf(g: Graph, param: string): number[] {
+  return g.nodes.find((n) => n.op === 'param' && n.attrs['name'] === param)!.type.shape as number[];
+}
+
+function stateGraph(): Graph {
+  const b = new GraphBuilder('step');
+  const cache = b.add('state', [], { name: 'cache', dtype: 'f32', shape: [6, 2] });
+  const x = b.add('input', [], { name: 'x', dtype: 'f32', shape: [sym('seq'), 2] });
+  const upd = b.add('update_slice', [cache, x], { axis: 0, start: sym('pos') });
+  b.output('y', b.add('sum', [upd], { axis: 0 }));
+  b.output('state:cache', upd);
+  return b.build();
+}
+
+describe('wasm backend specifics', () => {
+  const be = BACKENDS[0]![1];
+
+  it('source is the WAT text of the module, binary its bytes; both plain and relaxed SIMD agree with the interpreter', async () => {
+    const g = runPipeline(presetModel('tiny').build(), PIPELINE).graph;
+    const exe = await be.compile(g);
+    expect(exe.source).toMatch(/^\(module/);
+    expect(exe.source).toContain('(export "run"');
+    expect(exe.source).toContain('f32x4');
+    expect(Array.from(exe.binary!.slice(0, 4))).toEqual([0, 0x61, 0x73, 0x6d]);
+    for (const relaxedSimd of [false, true]) {
+      const r = await checkBackend(tracked(createWasmBackend({ threads: 1, relaxedSimd })), g, { seed: 4, symbols: { seq: 4, pos: 3 } });
+      expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
+    }
+  });
+
+  it('update_slice of a state writes in place: the state output is the caller buffer', async () => {
+    const exe = await be.compile(stateGraph());
+    exe.setWeights({});
+    const cache = new Float32Array(12);
+    const out = exe.run({ inputs: { x: Float32Array.of(1, 2, 3, 4) }, symbols: { seq: 2, pos: 1 }, state: { cache } });
+    expect(out['state:cache']).toBe(cache);
+    expect([...cache]).toEqual([0, 0, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0]);
+    expect([...(out['y'] as Float32Array)]).toEqual([4, 6]);
+    // a new array is copied in: the module's resident copy is not reused for it
+    const fresh = new Float32Array(12).fill(1);
+    const out2 = exe.run({ inputs: { x: Float32Array.of(5, 6) }, symbols: { seq: 1, pos: 0 }, state: { cache: fresh } });
+    expect([...(out2['y'] as Float32Array)]).toEqual([10, 11]);
+  });
+
+  it('run checks inputs, symbols and bounds with kiln error codes', async () => {
+    const exe = await be.compile(stateGraph());
+    exe.setWeights({});
+    const state = { cache: new Float32Array(12) };
+    const code = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        expect(e).toBeInstanceOf(KilnError);
+        return (e as KilnError).code;
+      }
+      return 'no error';
+    };
+    expect(code(() => exe.run({ inputs: { x: new Float32Array(3) }, symbols: { seq: 2, pos: 0 }, state }))).toBe('K1017');
+    expect(code(() => exe.run({ inputs: { x: new Float32Array(4) }, symbols: { seq: 2, pos: 5 }, state }))).toBe('K1009');
+    expect(code(() => exe.run({ inputs: { x: new Float32Array(4) }, symbols: { seq: 2, pos: 0 } }))).toBe('K1017');
+  });
+
+  it('an unknown fused pattern is a compile error naming it and the backend (K1019)', async () => {
+    const b = new GraphBuilder('g');
+    const x = b.add('input', [], { name: 'x', dtype: 'f32', shape: [3] });
+    const body = new GraphBuilder('body');
+    body.output('out', body.add('exp', [body.add('input', [], { name: 'arg0', dtype: 'f32', shape: [3] })]));
+    b.output('y', b.add('fused', [x], { pattern: 'flash_attention', body: body.build() as never }));
+    const err = await be.compile(b.build()).catch((e: unknown) => e);
+    expect((err as KilnError).code).toBe('K1019');
+    expect((err as KilnError).message).toMatch(/^wasm backend: no kernel for fused pattern 'flash_attention'/);
+  });
+
+  it('matmul and matvec over packed weights at odd sizes match the interpreter on 1 and 2 threads', async () => {
+    for (const [M, N, K] of [
+      [1, 33, 17],
+      [2, 16, 1],
+      [5, 100, 31],
+      [1, 1, 3],
+    ] as const) {
+      const b = new GraphBuilder(`mm ${M}x${N}x${K}`);
+      b.output('y', b.add('matmul', [b.add('input', [], { name: 'a', dtype: 'f32', shape: [M, K] }), b.add('param', [], { name: 'w', dtype: 'f32', shape: [N, K] })], { transB: true }));
+      for (const [, backend] of BACKENDS) {
+        const r = await checkBackend(backend, b.build(), { seed: M * N + K });
+        expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
+      }
+    }
+  });
+});
+
+describe('wasm: degenerate programs', () => {
+  // Found by `kiln fuzz --backends js,wasm --runs 200 --seed 1`: a graph with no outputs becomes an
+  // empty program after dce, and the threaded build needed a node to build its helpers from.
+  it.each(BACKENDS)('an empty program compiles and runs (%s)', async (_, backend) => {
+    const g: Graph = { name: 'empty', nodes: [], outputs: [], meta: {} };
+    const exe = await backend.compile(g);
+    exe.setWeights({});
+    expect(exe.run({ inputs: {}, symbols: {} })).toEqual({});
+  });
+});
