@@ -54,6 +54,19 @@ export interface Executable {
   runDebug?(args: RunArgs): DebugRun;
   /** The generated source, for `kiln compile --out` (a readable module that runs on its own). */
   readonly source?: string;
+  /**
+   * The device it runs on, where a backend has a choice (gpu: 'headlessgl' or 'webgpu' in Node).
+   * gpu: weights live on the device; inputs and state go up each run, and the outputs (logits,
+   * and `state:<name>` read back into the caller's state buffers) come back.
+   */
+  readonly device?: string;
+  /** The compiled binary, where the backend makes one (wasm: the module whose text is `source`). */
+  readonly binary?: Uint8Array;
+  /**
+   * Release what the executable holds beyond memory (wasm: its worker threads). Optional; after
+   * it, the executable must not be run. Idle workers never keep the process alive either way.
+   */
+  dispose?(): void;
 }
 
 export interface CompileOptions {

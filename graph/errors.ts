@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   K1019: 'no kernel for this op on this backend',
   K1020: 'the context window is full',
   K1021: 'malformed checkpoint',
+  K1022: 'the requested device is not available',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

@@ -149,12 +149,12 @@ describe('model files', () => {
 describe('usage', () => {
   it('bad option values and unknown backends exit 2', () => {
     const r = sh(
-      'node "$KILN" dump preset:tiny --format yaml; echo "rc=$?"; node "$KILN" compile preset:tiny --backend gpu; echo "rc=$?"; ' +
+      'node "$KILN" dump preset:tiny --format yaml; echo "rc=$?"; node "$KILN" compile preset:tiny --backend cuda; echo "rc=$?"; ' +
         'node "$KILN" info; echo "rc=$?"',
     );
     expect(r.stdout).toBe('rc=2\nrc=2\nrc=2\n');
     expect(r.stderr).toContain("argument 'yaml' is invalid. Allowed choices are text, json, dot.");
-    expect(r.stderr).toContain('The gpu backend does not exist yet; available: js.');
+    expect(r.stderr).toContain("There is no backend 'cuda'; available: js, wasm, gpu.");
     expect(r.stderr).toContain("missing required argument 'model'");
   });
 

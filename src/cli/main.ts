@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { BACKENDS, PLANNED_BACKENDS, RUN_BACKENDS } from './backends.js';
+import { BACKENDS, RUN_BACKENDS } from './backends.js';
 import { EXIT, reportError } from './report.js';
 
 /**
@@ -36,8 +36,7 @@ function finiteNumber(value: string): number {
 function backendIn(available: readonly string[]): (value: string) => string {
   return (value) => {
     if (available.includes(value)) return value;
-    const why = PLANNED_BACKENDS.includes(value) ? `The ${value} backend does not exist yet` : `There is no backend '${value}'`;
-    throw new InvalidArgumentError(`${why}; available: ${available.join(', ')}.`);
+    throw new InvalidArgumentError(`There is no backend '${value}'; available: ${available.join(', ')}.`);
   };
 }
 const backend = backendIn(BACKENDS);
@@ -56,7 +55,14 @@ export function buildProgram(): Command {
     .description('A compiler for LLaMA-family language models.')
     .version(version(), '-V, --version')
     .exitOverride()
-    .showHelpAfterError('(add --help for usage)');
+    .showHelpAfterError('(add --help for usage)')
+    // --threads reaches the wasm backend wherever a command creates it (src/cli/backends.ts).
+    .hook('preAction', (_, action) => {
+      const threads = action.opts()['threads'] as number | undefined;
+      if (threads !== undefined) process.env['KILN_THREADS'] = String(threads);
+      const device = action.opts()['device'] as string | undefined;
+      if (device !== undefined) process.env['KILN_GPU_DEVICE'] = device;
+    });
 
   program
     .command('dump')
@@ -89,6 +95,8 @@ export function buildProgram(): Command {
     .description('Run the pass pipeline (a report per pass, the memory plan) and generate code for a backend.')
     .argument('<model>', MODEL_HELP)
     .option('-b, --backend <name>', `target backend (${BACKENDS.join(', ')})`, backend, 'js')
+    .option('--threads <n>', 'wasm backend: worker threads (default: every core)', positiveInt)
+    .addOption(new Option('--device <name>', 'gpu backend: where its kernels run (auto picks the best that works and says which)').choices(['auto', 'headlessgl', 'webgpu', 'webgl2']))
     .option('-o, --out <dir>', 'write the generated module(s) into this folder')
     .option('--dump-after <passes>', "dump the graph after these passes (comma-separated names, or 'all')")
     .option('--dump-dir <dir>', 'folder for the NNN_PASS.ir dumps (default: <out>/dumps)')
@@ -121,6 +129,8 @@ export function buildProgram(): Command {
     .option('--ignore-eos', 'keep generating after the end-of-sequence token')
     .option('--context <n>', "KV cache length (default: the model's maxSeqLen, raised to fit the prompt and --max-tokens)", positiveInt)
     .option('-b, --backend <name>', `backend (${RUN_BACKENDS.join(', ')})`, backendIn(RUN_BACKENDS), 'js')
+    .option('--threads <n>', 'wasm backend: worker threads (default: every core)', positiveInt)
+    .addOption(new Option('--device <name>', 'gpu backend: where its kernels run (auto picks the best that works and says which)').choices(['auto', 'headlessgl', 'webgpu', 'webgl2']))
     .option('--json', 'print { tokens, prompt, text, stopped, timings } as JSON at the end instead of streaming')
     .option('--no-typecheck', 'skip type-checking a .ts model file')
     .action(async (model: string, opts: import('./run.js').RunOptions) => {
@@ -134,6 +144,8 @@ export function buildProgram(): Command {
     .argument('<model>', MODEL_HELP)
     .requiredOption('-t, --tokens <ids>', 'comma-separated token ids, e.g. 1,2,3')
     .option('-b, --backend <name>', `backend (${RUN_BACKENDS.join(', ')}; interpret runs the graph as written)`, backendIn(RUN_BACKENDS), 'js')
+    .option('--threads <n>', 'wasm backend: worker threads (default: every core)', positiveInt)
+    .addOption(new Option('--device <name>', 'gpu backend: where its kernels run (auto picks the best that works and says which)').choices(['auto', 'headlessgl', 'webgpu', 'webgl2']))
     .option('--weights-seed <s>', 'seed of the random weights (models without a checkpoint)', nonNegativeInt, 0)
     .option('--json', 'print every logit as JSON')
     .option('--no-typecheck', 'skip type-checking a .ts model file')
@@ -166,6 +178,8 @@ export function buildProgram(): Command {
         'Takes no <model>: it draws its own. Exit 1 on a mismatch, with the smallest failing graph and where it goes wrong.',
     )
     .option('--backends <list>', `backends to check, comma-separated (${BACKENDS.join(', ')})`, 'js')
+    .option('--threads <n>', 'wasm backend: worker threads (default: every core)', positiveInt)
+    .addOption(new Option('--device <name>', 'gpu backend: where its kernels run (auto picks the best that works and says which)').choices(['auto', 'headlessgl', 'webgpu', 'webgl2']))
     .option('--runs <n>', 'random graphs to try (LLaMA variants: a tenth as many)', positiveInt, 100)
     .option('--seed <s>', 'seed of the run (the same seed replays it)', nonNegativeInt, 0)
     .action(async (opts: import('./fuzz.js').FuzzCliOptions) => {

@@ -1,0 +1,400 @@
+/**
+ * The gpu emitter: a Program becomes one standalone ES module, `createModel({ GPU, mode })`,
+ * that builds one gpu.js kernel per node with the `GPU` class it is given (Node: gpu.js with
+ * headless-gl or WebGPU; a browser: gpu.js's browser bundle on WebGL2 or WebGPU).
+ *
+ * - Every value is a flat float32 vector (i32 values are exact integers below 2^24); outputs are
+ *   1-D, so gpu.js lays them out as near-square textures and a [32000, 288] table fits under
+ *   an 8192 texture limit. A tensor past 2^24 elements is a compile error.
+ * - Dims are kernel literals where static; symbols (`pos`, `seq`) are kernel arguments, so one
+ *   kernel serves every step. A kernel's output is sized for the symbols' capacities (the memory
+ *   plan's bounds, else what a run needed, doubling); the values sit at its front in row-major
+ *   order. Loops run to bounds read from arguments, so `loopMaxIterations` is raised past any
+ *   bound (gpu.js would silently cap them at 1000).
+ * - Weights and consts are uploaded once (setWeights); intermediates stay on the device
+ *   (`pipeline: true`); inputs and state go up each run; the outputs come back. `state:<name>`
+ *   outputs are read back into the caller's state buffer (in place).
+ * - run is a generator driven synchronously on GL (textures read back with readPixels) and
+ *   asynchronously on WebGPU (its kernels and readbacks return Promises): `await model.run(...)`
+ *   works on both.
+ */
+import { type Dim, dimSymbols, isStatic, shapeToString } from '../../graph/dim.js';
+import { KilnError } from '../../graph/errors.js';
+import type { Graph, Node } from '../../graph/graph.js';
+import type { FusedBody } from '../../graph/ops.js';
+import { typeToString } from '../../graph/types.js';
+import type { CompileOptions } from '../backend.js';
+import { FUSED_KERNELS, INLINED_PATTERNS, KERNELS } from './kernels/index.js';
+import { type GpuKernelCtx, lit } from './kernels/kernel.js';
+
+export const BACKEND = 'gpu';
+export const EXPORT_LINE = 'export { createModel };';
+/** Float32 represents every integer below this exactly: the limit on element counts (flat indices). */
+export const MAX_ELEMENTS = 1 << 24;
+
+const q = (s: string) => JSON.stringify(s);
+const oneLine = (s: string) => s.replace(/[\r\n\u2028\u2029]+/g, ' ');
+const SOURCES = new Set(['input', 'param', 'state', 'const']);
+
+function inlineBody(n: Node, body: FusedBody, fresh: () => number): Node[] {
+  const map = new Map<number, number>();
+  const out: Node[] = [];
+  const result = body.outputs[0]!.value;
+  for (const b of body.nodes) {
+    if (b.op === 'input') {
+      map.set(b.id, n.inputs[Number(/^arg(\d+)$/.exec(String(b.attrs['name']))![1])]!);
+      continue;
+    }
+    const id = b.id === result ? n.id : fresh();
+    map.set(b.id, id);
+    out.push({ id, op: b.op, inputs: b.inputs.map((i) => map.get(i)!), attrs: b.attrs, type: b.type, scope: n.scope, ...(n.loc ? { loc: n.loc } : {}) });
+  }
+  // a body that returns an operand: the result is that operand, broadcast to itself
+  if (!out.some((m) => m.id === n.id)) out.push({ id: n.id, op: 'broadcast', inputs: [map.get(result)!], attrs: { shape: n.type.shape }, type: n.type, scope: n.scope });
+  return out;
+}
+
+function expand(g: Graph, notes: string[]): Node[] {
+  let next = Math.max(-1, ...g.nodes.map((n) => n.id)) + 1;
+  const nodes: Node[] = [];
+  const visit = (n: Node): void => {
+    if (n.op === 'fused') {
+      const pattern = String(n.attrs['pattern']);
+      const fk = Object.hasOwn(FUSED_KERNELS, pattern) ? FUSED_KERNELS[pattern] : undefined;
+      if (!fk && !INLINED_PATTERNS.includes(pattern))
+        throw new KilnError('K1019', `gpu backend: no kernel for fused pattern '${pattern}' (%${n.id}${n.scope ? ` in ${n.scope}` : ''}); it has ${[...Object.keys(FUSED_KERNELS), ...INLINED_PATTERNS].join(', ')}`, n.loc);
+      const body = n.attrs['body'] as FusedBody;
+      if (!fk || !fk.form(body)) {
+        notes.push(`%${n.id} fused ${pattern}: runs as its decomposition (one kernel per core op)`);
+        for (const m of inlineBody(n, body, () => next++)) visit(m);
+        return;
+      }
+    } else if (!SOURCES.has(n.op) && n.op !== 'reshape' && !KERNELS[n.op]) {
+      throw new KilnError('K1019', `gpu backend: no kernel for op '${n.op}' (%${n.id}${n.scope ? ` in ${n.scope}` : ''})`, n.loc);
+    }
+    nodes.push(n);
+  };
+  g.nodes.forEach(visit);
+  return nodes;
+}
+
+/** A dim as code: in a kernel (`s_pos`, float literals) or on the host (`S.pos`, integers). */
+function dimCode(d: Dim, spec: Readonly<Record<string, number>>, symbol: (s: string) => string, num: (x: number) => string): string {
+  if (isStatic(d)) return num(d);
+  let offset = d.offset;
+  const parts: string[] = [];
+  for (const [s, k] of Object.entries(d.terms)) {
+    if (spec[s] !== undefined) offset += k * spec[s]!;
+    else parts.push(k === 1 ? symbol(s) : `${num(k)} * ${symbol(s)}`);
+  }
+  if (parts.length === 0) return num(offset);
+  if (offset !== 0) parts.push(num(offset));
+  return `(${parts.join(' + ')})`;
+}
+
+export interface EmitResult {
+  readonly source: string;
+  readonly notes: readonly string[];
+}
+
+export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
+  const spec = opts.specialize ?? {};
+  const notes: string[] = [];
+  const nodes = expand(g, notes);
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const original = new Set(g.nodes.map((n) => n.id));
+  const symbols = new Set<string>();
+  for (const n of nodes) {
+    for (const d of n.type.shape) dimSymbols(d).forEach((s) => symbols.add(s));
+    for (const a of Object.values(n.attrs)) if (typeof a === 'object' && a !== null && 'terms' in a) dimSymbols(a as Dim).forEach((s) => symbols.add(s));
+  }
+  const syms = [...symbols].filter((s) => spec[s] === undefined).sort();
+  const kdim = (d: Dim) => dimCode(d, spec, (s) => `s_${s}`, lit);
+  const hdim = (d: Dim, env: string) => dimCode(d, spec, (s) => `${env}[${q(s)}]`, String);
+  const hsize = (shape: readonly Dim[], env: string) => shape.map((d) => hdim(d, env)).join(' * ') || '1';
+  const plan = g.meta['memoryPlan'] as { bounds?: Record<string, number> } | undefined;
+  const bounds = Object.fromEntries(syms.filter((s) => plan?.bounds?.[s] !== undefined).map((s) => [s, plan!.bounds![s]!]));
+
+  for (const n of nodes) {
+    const fixed = n.type.shape.every((d) => isStatic(d) || dimSymbols(d).every((s) => spec[s] !== undefined));
+    if (fixed) {
+      const size = n.type.shape.reduce<number>((a, d) => a * Number(hdim(d, 'S')), 1);
+      if (size >= MAX_ELEMENTS)
+        throw new KilnError('K1019', `gpu backend: %${n.id} ${n.op} ${typeToString(n.type)} has ${size} elements; flat indices are float32 and exact only below 2^24 (${MAX_ELEMENTS})`, n.loc);
+    }
+  }
+
+  const sources = { input: [] as Node[], param: [] as Node[], state: [] as Node[], const: [] as Node[] };
+  const build: string[] = [];
+  const step: string[] = [];
+  const alias = new Map<number, number>();
+  const root = (id: number): number => (alias.has(id) ? root(alias.get(id)!) : id);
+  const v = (id: number) => `v${root(id)}`;
+
+  for (const n of nodes) {
+    const head = `// %${n.id} = ${n.op}${n.op === 'fused' ? ` ${oneLine(String(n.attrs['pattern']))}` : ''}(${n.inputs.map((i) => `%${i}`).join(', ')}) ${typeToString(n.type)}${n.scope ? `  ${oneLine(n.scope)}` : ''}`;
+    const size = hsize(n.type.shape, 'S');
+    if (n.op === 'input' || n.op === 'state') {
+      const list = sources[n.op];
+      const name = String(n.attrs['name']);
+      step.push(`${head} ${q(name)}`);
+      step.push(`const h${n.id} = checkArray(${q(n.op)}, ${q(name)}, args.${n.op === 'input' ? 'inputs' : 'state'}?.[${q(name)}], ${q(n.type.dtype)}, ${hsize(n.type.shape, 'E')}, ${q(shapeToString(n.type.shape))});`);
+      step.push(`const v${n.id} = pad(h${n.id}, ${hsize(n.type.shape, 'caps')});`);
+      list.push(n);
+    } else if (n.op === 'param') {
+      step.push(`const v${n.id} = W[${sources.param.length}]; // param ${q(String(n.attrs['name']))}`);
+      sources.param.push(n);
+    } else if (n.op === 'const') {
+      const val = n.attrs['value'] as number[];
+      step.push(`const v${n.id} = C[${sources.const.length}]; // const ${typeToString(n.type)}`);
+      sources.const.push(n);
+      void val;
+    } else if (n.op === 'reshape') {
+      alias.set(n.id, n.inputs[0]!);
+      step.push(`${head}: the same texture as %${n.inputs[0]}`);
+    } else {
+      const kernel = n.op === 'fused' ? FUSED_KERNELS[String(n.attrs['pattern'])]!.kernel : KERNELS[n.op]!;
+      const hostArgs: string[] = [];
+      const ctx: GpuKernelCtx = {
+        node: n,
+        ins: n.inputs.map((_, j) => `a${j}`),
+        types: n.inputs.map((i) => byId.get(i)!.type),
+        dim: kdim,
+        coords(idx, shape, p) {
+          const lines: string[] = [];
+          const vars = shape.map((_, k) => `${p}${k}`);
+          let t = idx;
+          for (let k = shape.length - 1; k >= 1; k--) {
+            const D = shape[k]!;
+            if (D === '1.0') {
+              lines.push(`let ${p}${k} = 0.0;`);
+              continue;
+            }
+            lines.push(
+              `let ${p}q${k} = Math.floor((${t} + 0.5) / ${D});`,
+              `let ${p}${k} = ${t} - ${p}q${k} * ${D};`,
+              `if (${p}${k} < 0.0) { ${p}q${k} = ${p}q${k} - 1.0; ${p}${k} = ${p}${k} + ${D}; }`,
+              `if (${p}${k} >= ${D}) { ${p}q${k} = ${p}q${k} + 1.0; ${p}${k} = ${p}${k} - ${D}; }`,
+            );
+            t = `${p}q${k}`;
+          }
+          if (shape.length > 0) lines.push(`let ${p}0 = ${t};`);
+          return { code: lines.join('\n'), vars };
+        },
+        flat(vars, shape) {
+          let e = '';
+          vars.forEach((x, k) => (e = k === 0 ? x : `(${e}) * ${shape[k]} + ${x}`));
+          return e || '0.0';
+        },
+        hostArg(init) {
+          hostArgs.push(init);
+          return `h${hostArgs.length - 1}`;
+        },
+      };
+      const body = kernel(ctx);
+      const numel = n.type.shape.map(kdim).join(' * ') || '1.0';
+      const used = syms.filter((s) => new RegExp(`\\bs_${s}\\b`).test(body + numel));
+      const needInf = /\bs_inf\b/.test(body);
+      const needNan = /\bs_nan\b/.test(body);
+      const params = [...ctx.ins, ...hostArgs.map((_, j) => `h${j}`), ...used.map((s) => `s_${s}`), ...(needInf ? ['s_inf'] : []), ...(needNan ? ['s_nan'] : [])];
+      const src = `function (${params.join(', ')}) {\n  let i = this.thread.x * 1.0;\n  if (i >= ${numel}) { return 0.0; }\n${body.split('\n').map((l) => `  ${l}`).join('\n')}\n}`;
+      build.push(`${head}\nK[${n.id}] = kernel(\`${src.replace(/[`\\]/g, (m) => `\\${m}`)}\`, ${size}, ${q(params.join(','))});`);
+      const hostVals = hostArgs.map((h) => h.replace(/\bs_(\w+)/g, (_, s: string) => `E[${q(s)}]`));
+      const argv = [...n.inputs.map(v), ...hostVals.map((h) => `pad(${h}, ${hostArgCap(n, hsize)})`), ...used.map((s) => `E[${q(s)}]`), ...(needInf ? ['Infinity'] : []), ...(needNan ? ['NaN'] : [])];
+      step.push(head, `const v${n.id} = yield K[${n.id}](${argv.join(', ')});`);
+      if (n.op === 'gather' && byId.get(n.inputs[1]!)?.op === 'input')
+        step.push(`checkIndices(h${n.inputs[1]}, ${hdim(byId.get(n.inputs[0]!)!.type.shape[0]!, 'E')}, ${q(`%${n.id} gather${n.scope ? ` (${n.scope})` : ''}`)});`);
+    }
+    if (opts.debugValues && original.has(n.id))
+      step.push(`if (dbg) dbg.set(${n.id}, yield* readBack(${v(n.id)}, ${hsize(n.type.shape, 'E')}, ${q(n.type.dtype)}));`);
+  }
+
+  const outs = g.outputs.map((o) => {
+    const t = byId.get(o.value)!.type;
+    const st = o.name.startsWith('state:') ? o.name.slice(6) : undefined;
+    return `${q(o.name)}: yield* readBack(${v(o.value)}, ${hsize(t.shape, 'E')}, ${q(t.dtype)}${st !== undefined ? `, args.state?.[${q(st)}]` : ''}),`;
+  });
+
+  const table = (ns: Node[]) => ns.map((n) => `  { name: ${q(String(n.attrs['name']))}, dtype: ${q(n.type.dtype)}, shape: ${q(shapeToString(n.type.shape))}, size: ${n.type.shape.every(isStatic) ? hsize(n.type.shape, 'S') : 'null'} },`);
+  const consts = sources.const.map((n) => {
+    const val = n.attrs['value'] as number[];
+    const size = hsize(n.type.shape, 'S');
+    return val.length === 1 ? `new Float32Array(${size}).fill(${val[0]})` : `Float32Array.of(${val.join(', ')})`;
+  });
+
+  const header = [
+    `kiln — generated by the gpu backend from graph ${q(g.name)}: gpu.js kernels, no imports.`,
+    ``,
+    `Usage:`,
+    `  import { GPU } from 'gpu.js';   // or the browser bundle's global GPU`,
+    `  const model = createModel({ GPU, mode: 'headlessgl' });   // 'webgl2', 'webgl', 'webgpu', …`,
+    `  await model.setWeights({ …: Float32Array });`,
+    `  const out = await model.run({ inputs: { … }, symbols: { ${syms.map((s) => `${s}: …`).join(', ')} }${sources.state.length ? ', state: { … }' : ''} });`,
+    `  // GL modes return values directly, webgpu returns Promises: await works for both.`,
+    ``,
+    `Params (${sources.param.length}); inputs: ${sources.input.map((n) => `${String(n.attrs['name'])} ${typeToString(n.type)}`).join('; ') || 'none'}; outputs: ${g.outputs.map((o) => o.name).join(', ')}`,
+    `Symbols at run time: ${syms.join(', ') || 'none'}${Object.keys(spec).length ? `; fixed: ${Object.entries(spec).map(([k, x]) => `${k} = ${x}`).join(', ')}` : ''}`,
+    `Precision: float32 on the device; a dot product sums in ascending order, rounding each step.`,
+    ...notes.map((x) => `Note: ${x}`),
+  ];
+
+  const src = `/*\n${header.map((l) => ` * ${oneLine(l).replace(/\*\//g, '* /')}`.trimEnd()).join('\n')}\n */
+function createModel(options = {}) {
+  const GPU = options.GPU;
+  if (!GPU) throw new Error('createModel: pass { GPU } (the gpu.js class)');
+  const mode = options.mode;
+  const gpu = options.gpu ?? new GPU(mode ? { mode } : {});
+  const fail = options.makeError ?? ((code, message) => Object.assign(new Error(message), { name: 'KilnError', code }));
+  const ASYNC = mode === 'webgpu';
+  const PARAMS = [
+${table(sources.param).join('\n')}
+  ];
+  const PARAM_INDEX = new Map(PARAMS.map((p, i) => [p.name, i]));
+  const SYMBOLS = ${JSON.stringify(syms)};
+  const BOUNDS = ${JSON.stringify(bounds)};
+  const S = {};
+  const W = new Array(PARAMS.length).fill(undefined);
+  let C = null;
+  let K = {};
+  let caps = null;
+  const uploads = new Map();
+  const made = [];
+
+  function kernel(src, size, args) {
+    const k = gpu.createKernel(src, { output: [Math.max(1, size)], pipeline: true, precision: 'single', tactic: 'precision', loopMaxIterations: ${MAX_ELEMENTS} });
+    made.push(k);
+    return k;
+  }
+  function upload(a) {
+    let k = uploads.get(a.length);
+    if (!k) {
+      k = gpu.createKernel('function (a) { return a[this.thread.x]; }', { output: [Math.max(1, a.length)], pipeline: true, immutable: true, precision: 'single' });
+      uploads.set(a.length, k);
+      made.push(k);
+    }
+    return k(a.length ? a : new Float32Array(1));
+  }
+  function pad(a, n) {
+    if (a instanceof Float32Array && a.length === n) return a;
+    const f = new Float32Array(Math.max(1, n));
+    f.set(a.length > n ? a.subarray(0, n) : a);
+    return f;
+  }
+  function drive(gen) {
+    if (!ASYNC) {
+      let r = gen.next();
+      while (!r.done) r = gen.next(r.value);
+      return r.value;
+    }
+    return (async () => {
+      let r = gen.next();
+      while (!r.done) r = gen.next(await r.value);
+      return r.value;
+    })();
+  }
+  function* readBack(x, n, dtype, into) {
+    let a = x instanceof Float32Array ? x : typeof x.toArray === 'function' ? yield x.toArray() : x;
+    if (!(a instanceof Float32Array)) a = Float32Array.from(a);
+    if (dtype === 'i32') {
+      const r = into instanceof Int32Array && into.length === n ? into : new Int32Array(n);
+      for (let j = 0; j < n; j++) r[j] = Math.round(a[j]);
+      return r;
+    }
+    if (into instanceof Float32Array && into.length === n) { into.set(a.subarray(0, n)); return into; }
+    return a.slice(0, n);
+  }
+  function checkArray(kind, name, x, dtype, n, shape) {
+    const want = dtype === 'i32' ? Int32Array : Float32Array;
+    if (x === undefined) throw fail('K1017', \`no value given for \${kind} '\${name}' (\${dtype}\${shape})\`);
+    if (!(x instanceof want)) throw fail('K1017', \`\${kind} '\${name}': expected a \${want.name} for \${dtype}\${shape}, given \${x?.constructor?.name ?? typeof x}\`);
+    if (x.length !== n) throw fail('K1017', \`\${kind} '\${name}': expected \${n} values for \${dtype}\${shape}, given \${x.length}\`);
+    return x;
+  }
+  function checkIndices(x, n, where) {
+    for (let j = 0; j < x.length; j++) if (!(x[j] >= 0 && x[j] < n)) throw fail('K1017', \`\${where}: index \${x[j]} is outside [0, \${n})\`);
+  }
+  /** cos/sin of (offset + s)·base^(−2i/D) in doubles, as [s][i][cos, sin]. */
+  function ropeAngles(offset, S, D, base) {
+    const h = D / 2, t = new Float32Array(Math.max(1, S * h * 2));
+    for (let s = 0; s < S; s++)
+      for (let i = 0; i < h; i++) {
+        const a = (offset + s) * Math.pow(base, (-2 * i) / D);
+        t[(s * h + i) * 2] = Math.cos(a);
+        t[(s * h + i) * 2 + 1] = Math.sin(a);
+      }
+    return t;
+  }
+  /** (Re)build every kernel for symbol capacities \`S\` (the plan's bounds, or what a run needs). */
+  function build(need) {
+    const next = {};
+    for (const s of SYMBOLS) {
+      const have = caps?.[s] ?? 0; // capacities are at least 1: a texture has one texel or more
+      next[s] = need[s] <= have && have >= 1 ? have : BOUNDS[s] !== undefined && need[s] <= BOUNDS[s] ? Math.max(1, BOUNDS[s]) : Math.max(need[s], 2 * have, 1);
+    }
+    if (caps && SYMBOLS.every((s) => next[s] === caps[s])) return;
+    for (const k of Object.values(K)) k.destroy?.();
+    K = {};
+    caps = next;
+    Object.assign(S, caps);
+${build.map((l) => l.split('\n').map((x) => `    ${x}`).join('\n')).join('\n')}
+  }
+
+  function* upWeights(weights) {
+    const names = Object.keys(weights);
+    const unknown = names.filter((n) => !PARAM_INDEX.has(n));
+    if (unknown.length) throw fail('K1017', \`unknown param\${unknown.length > 1 ? 's' : ''} \${unknown.slice(0, 5).map((n) => "'" + n + "'").join(', ')}; this model's params are \${PARAMS.slice(0, 5).map((p) => "'" + p.name + "'").join(', ')}\${PARAMS.length > 5 ? ', …' : ''}\`);
+    for (const name of names) {
+      const p = PARAMS[PARAM_INDEX.get(name)], w = weights[name];
+      const want = p.dtype === 'i32' ? Int32Array : Float32Array;
+      if (!(w instanceof want)) throw fail('K1017', \`param '\${name}': expected a \${want.name} for \${p.dtype}\${p.shape}, given \${w?.constructor?.name ?? typeof w}\`);
+      if (p.size !== null && w.length !== p.size) throw fail('K1017', \`param '\${name}': expected \${p.size} values for \${p.dtype}\${p.shape}, given \${w.length}\`);
+    }
+    for (const name of names) {
+      const w = weights[name];
+      const old = W[PARAM_INDEX.get(name)];
+      W[PARAM_INDEX.get(name)] = yield upload(w instanceof Float32Array ? w : Float32Array.from(w));
+      if (old && old !== W[PARAM_INDEX.get(name)]) old.delete?.();
+    }
+  }
+
+  function* steps(args, dbg) {
+    if (W.includes(undefined)) throw fail('K1017', \`weights not bound: \${PARAMS.filter((p, i) => W[i] === undefined).map((p) => "'" + p.name + "'").slice(0, 5).join(', ')} (call setWeights first)\`);
+    const sy = args.symbols ?? {};
+    const E = {};
+    for (const s of SYMBOLS) {
+      const x = sy[s];
+      if (x === undefined) throw fail('K1017', \`no value for dim symbol '\${s}' (pass it in symbols)\`);
+      if (!Number.isInteger(x) || x < 0) throw fail('K1017', \`dim symbol '\${s}' must be a non-negative integer, given \${x}\`);
+      E[s] = x;
+    }
+    build(E);
+    if (C === null) {
+      C = [];
+      for (const a of [${consts.join(', ')}]) C.push(yield upload(a));
+    }
+${step.map((l) => `    ${l}`).join('\n')}
+    return {
+${outs.map((l) => `      ${l}`).join('\n')}
+    };
+  }
+
+  return {
+    params: PARAMS.map((p) => ({ ...p })),
+    setWeights: (weights) => drive(upWeights(weights)),
+    run: (args, dbg) => drive(steps(args, dbg)),
+    /** The gpu.js kernel classes in use (HeadlessGLKernel, WebGPUKernel, …): how a caller checks there was no CPU fallback. */
+    kernelKinds: () => [...new Set(made.map((k) => k.kernel?.constructor?.name ?? k.constructor?.name))],
+    destroy: () => gpu.destroy(),
+  };
+}
+
+${EXPORT_LINE}
+`;
+  return { source: src, notes };
+}
+
+/** The padded length of a kernel's host argument (rope's table: S·D values at the capacities). */
+function hostArgCap(n: Node, hsize: (shape: readonly Dim[], env: string) => string): string {
+  const [S, , D] = n.type.shape as [Dim, Dim, Dim];
+  return `${hsize([S], 'caps')} * ${Number(D)}`;
+}

@@ -1,0 +1,148 @@
+/**
+ * The gpu backend: a Program becomes gpu.js kernels (emit.ts) on a device chosen by `device`
+ * (device.ts). `executable.source` is the standalone module; `executable.device` names the device
+ * in use. On headless-gl the module runs in-process; on WebGPU it runs in a worker (webgpu-host.ts),
+ * since its kernels are asynchronous and run() is not.
+ *
+ * Precision: float32 on the device. GL and WebGPU round after each multiply and add, like the js
+ * backend's float32 loops, but the order of some sums and the exp/sqrt/pow implementations
+ * differ, so logits agree with the js backend within a relative 1e-4 (absolute 1e-4 near zero),
+ * not bit for bit. i32 values are carried as exact floats (|v| < 2^24).
+ */
+import { KilnError, type ErrorCode } from '../../graph/errors.js';
+import type { Graph } from '../../graph/graph.js';
+import type { Backend, CompileOptions, DebugRun, Executable, HostArray, RunArgs } from '../backend.js';
+import { DEVICES, type DeviceChoice, type DeviceName, KERNEL_CLASS, deviceError, headlessGlProblem, loadGpuJs, webgpuProblem } from './device.js';
+import { BACKEND, EXPORT_LINE, emitModule } from './emit.js';
+import { FUSED_KERNELS } from './kernels/index.js';
+import { WebGpuHost, WebGpuModel } from './webgpu-host.js';
+
+export { DEVICES, type DeviceChoice } from './device.js';
+
+/** The gpu backend's tolerance against the js backend (and the interpreter): |a − b| ≤ ABS + REL·|b|. */
+export const GPU_TOLERANCE = { rel: 1e-4, abs: 1e-4 } as const;
+
+interface GeneratedModel {
+  setWeights(params: Readonly<Record<string, HostArray>>): unknown;
+  run(args: RunArgs, dbg?: Map<number, HostArray>): Record<string, HostArray>;
+  kernelKinds(): string[];
+  destroy(): void;
+}
+
+export function loadModule(source: string): (o: object) => GeneratedModel {
+  const at = source.lastIndexOf(EXPORT_LINE);
+  return new Function(`'use strict';\n${source.slice(0, at)}\nreturn createModel;`)() as (o: object) => GeneratedModel;
+}
+
+const makeError = (code: string, message: string) => new KilnError(code as ErrorCode, message);
+const rethrow = (e: unknown): never => {
+  const code = (e as { code?: string }).code;
+  if (code && !(e instanceof KilnError) && /^K1\d{3}$/.test(code)) throw new KilnError(code as ErrorCode, (e as Error).message);
+  throw e;
+};
+
+/** Which device `auto` picks here: headless-gl when a display works, else WebGPU; undefined with the reasons when neither does. */
+export async function pickDevice(choice: DeviceChoice): Promise<DeviceName> {
+  if (!DEVICES.includes(choice)) throw new KilnError('K1016', `gpu backend: unknown device '${choice}'; devices are ${DEVICES.join(', ')}`);
+  if (choice === 'webgl2') throw deviceError('webgl2', 'WebGL2 exists only in browsers; load the compiled module there (examples/web/), or use headlessgl or webgpu in Node');
+  if (choice === 'headlessgl') {
+    const why = headlessGlProblem();
+    if (why) throw deviceError('headlessgl', why);
+    return 'headlessgl';
+  }
+  if (choice === 'webgpu') {
+    const why = webgpuProblem();
+    if (why) throw deviceError('webgpu', why);
+    return 'webgpu';
+  }
+  const gl = headlessGlProblem();
+  if (!gl) return 'headlessgl';
+  const wg = webgpuProblem();
+  if (!wg) return 'webgpu';
+  throw deviceError('auto', `neither Node device works here. headlessgl: ${gl}. webgpu: ${wg}`);
+}
+
+function checkKinds(device: DeviceName, kinds: string[]): void {
+  const bad = kinds.filter((k) => k !== KERNEL_CLASS[device]);
+  if (bad.length) throw deviceError(device, `gpu.js fell back to ${bad.join(', ')} instead of ${KERNEL_CLASS[device]} (kiln never falls back silently)`);
+}
+
+export function gpuBackend(opts: { device?: DeviceChoice } = {}): Backend {
+  const choice = opts.device ?? 'auto';
+  return {
+    name: BACKEND,
+    caps: { fusedPatterns: Object.keys(FUSED_KERNELS), simd: false, threads: 1, maxTextureSize: 8192 },
+    async compile(program: Graph, copts: CompileOptions = {}): Promise<Executable> {
+      const { source } = emitModule(program, copts);
+      const device = await pickDevice(choice);
+      let run: (args: RunArgs, dbg?: Map<number, HostArray>) => Record<string, HostArray>;
+      let setWeights: (p: Readonly<Record<string, HostArray>>) => void;
+      let dispose: () => void;
+      if (device === 'headlessgl') {
+        const model = loadModule(source)({ GPU: loadGpuJs().GPU, mode: 'headlessgl', makeError });
+        let checked = false;
+        const verify = () => {
+          if (checked) return;
+          checkKinds(device, model.kernelKinds());
+          checked = true;
+        };
+        setWeights = (p) => {
+          model.setWeights(p);
+          verify();
+        };
+        run = (args, dbg) => {
+          const out = model.run(args, dbg);
+          checked = false;
+          verify();
+          return out;
+        };
+        dispose = () => model.destroy();
+      } else {
+        let host: WebGpuModel;
+        try {
+          host = new WebGpuModel(WebGpuHost.shared(), source);
+        } catch (e) {
+          return rethrow(e);
+        }
+        const verify = () => checkKinds(device, host.call('kinds') as string[]);
+        setWeights = (p) => {
+          try {
+            host.call('setWeights', p);
+          } catch (e) {
+            rethrow(e);
+          }
+          verify();
+        };
+        run = (args, dbg) => {
+          if (dbg) throw new KilnError('K1017', 'gpu backend: runDebug is not available on webgpu in Node; use headlessgl');
+          let out: Record<string, HostArray>;
+          try {
+            out = host.call('run', args) as Record<string, HostArray>;
+          } catch (e) {
+            return rethrow(e);
+          }
+          // state outputs come back as copies: write them into the caller's buffers (in place, as on GL)
+          for (const [k, val] of Object.entries(out)) {
+            const mine = k.startsWith('state:') ? args.state?.[k.slice(6)] : undefined;
+            if (mine && mine.constructor === val.constructor && mine.length === val.length) {
+              (mine as Float32Array).set(val as Float32Array);
+              out[k] = mine;
+            }
+          }
+          return out;
+        };
+        dispose = () => host.dispose();
+      }
+      const exe: Executable & { device: string } = { backend: BACKEND, device, source, setWeights, run: (a) => run(a), dispose };
+      if (!copts.debugValues) return exe;
+      return {
+        ...exe,
+        runDebug(args: RunArgs): DebugRun {
+          const values = new Map<number, HostArray>();
+          const outputs = run(args, values);
+          return { outputs, values };
+        },
+      };
+    },
+  };
+}
