@@ -1,0 +1,43 @@
+/**
+ * `npm run bench --quick` on the tiny preset, end to end: it runs, writes both reports, and shows
+ * a contestant that cannot run (llama.cpp cannot load a 64-token vocabulary) as not available with
+ * the reason rather than a figure. No time is asserted.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { median } from '../bench/harness.js';
+
+const out = mkdtempSync(join(os.tmpdir(), 'kiln-bench-smoke-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe('bench', () => {
+  it('median of odd and even counts, and of none', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNull();
+  });
+
+  it('runs --quick on the tiny preset and writes the table and the JSON', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--models', 'tiny', '--backends', 'js', '--no-kernels', '--out', out], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^\| tiny \| prefill 32 \| [\d.]+/m);
+    expect(r.stdout).toMatch(/^\| tiny \| decode 16 after 16 \| [\d.]+/m);
+    expect(r.stderr).toContain('round 1/1');
+    const rep = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8'));
+    expect(rep.machine.cores).toBeGreaterThan(0);
+    const rows = rep.results as { id: string; cells: { contestant: string; median: number | null; unavailable?: string; samples: unknown[] }[] }[];
+    expect(rows.map((x) => x.id)).toEqual(['tiny-prefill', 'tiny-decode']);
+    for (const row of rows) {
+      const js = row.cells.find((c) => c.contestant === 'kiln-js')!;
+      expect(js.samples).toHaveLength(1);
+      expect(js.median).toBeGreaterThan(0);
+      const lc = row.cells.find((c) => c.contestant === 'llama-cpp-1t')!;
+      expect(lc.median).toBeNull();
+      expect(lc.unavailable).toMatch(/vocabulary/);
+    }
+    expect(readFileSync(join(out, 'bench.md'), 'utf8')).toBe(r.stdout);
+  });
+});
