@@ -140,6 +140,10 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
         return addrOf(src);
       },
       packed: (i) => i === 1 && lay.packedUse.has(n.id),
+      scratch: () => {
+        if (lay.scratch === undefined) throw new Error('wasm backend: a kernel asked for scratch the layout did not reserve');
+        return m.i32.load(0, 4, m.i32.const(lay.scratch.slot * 4));
+      },
       inPlace: lay.inPlace.has(n.id),
       dim,
       numel,

@@ -19,7 +19,7 @@ import type { Backend, CompileOptions, DebugRun, Executable, HostArray, RunArgs 
 import { type Emitted, emitModule } from './emit.js';
 import { type Binaryen, loadBinaryen } from './fn.js';
 import { FAIL } from './kernels/kernel.js';
-import { BACKEND, FUSED, numelStatic, rootOf } from './layout.js';
+import { BACKEND, FUSED, numelStatic, rootOf, SCRATCH_ID } from './layout.js';
 import { WorkerPool } from './threads.js';
 import { WA } from './wasm-api.js';
 
@@ -215,9 +215,10 @@ function instantiate(g: Graph, e: Emitted, copts: CompileOptions, threads: numbe
     // place the run-time sized values
     let top = align(e.staticBytes);
     const words = new Int32Array(e.layout.slots.length);
+    const scratchElems = () => Math.max(0, ...(e.layout.scratch?.elems ?? []).map((d) => evalDim(d, env)));
     e.layout.slots.forEach((id, slot) => {
       words[slot] = top;
-      top = align(top + size(byId.get(id)!) * 4 + 16);
+      top = align(top + (id === SCRATCH_ID ? scratchElems() : size(byId.get(id)!)) * 4 + 16);
     });
     for (const n of e.nodes) {
       const h = e.layout.homes.get(n.id)!;

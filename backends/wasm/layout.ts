@@ -11,15 +11,28 @@
  * that is that state's `state:` output (and that nothing reads after) writes into the state.
  * The plan is trusted only where the schedule agrees with it (as the js backend does).
  */
-import { isStatic } from '../../graph/dim.js';
+import { type Dim, isStatic } from '../../graph/dim.js';
 import { InternalError, KilnError } from '../../graph/errors.js';
 import type { Graph, Node } from '../../graph/graph.js';
 import type { FusedBody } from '../../graph/ops.js';
 import { elementwiseForm } from '../js/kernels/fused-elementwise.js';
+import { ropeQkForm } from '../js/kernels/fused-rope-qk.js';
+import { swigluForm } from '../js/kernels/fused-swiglu.js';
+import { ropeQkScratch } from './kernels/fused-rope-qk.js';
 
 export const BACKEND = 'wasm';
-/** Fused patterns the wasm backend runs as one kernel; other known patterns run as their bodies. */
+/** Fused patterns the wasm backend runs as one kernel (a body of another form runs as its decomposition). */
 export const FUSED = ['rope_qk', 'swiglu', 'elementwise'] as const;
+/** Slot-table id of the scratch area (no node has a negative id). */
+export const SCRATCH_ID = -1;
+
+const f32Operands = (n: Node, body: FusedBody) => body.nodes.every((b) => b.op !== 'input' || b.type.dtype === 'f32') && n.type.dtype === 'f32';
+/** Whether the kernel of a fused node's pattern takes this body; else it runs as its decomposition. */
+const HAS_FORM: Readonly<Record<string, (n: Node, body: FusedBody) => boolean>> = {
+  elementwise: (_n, body) => elementwiseForm(body),
+  rope_qk: (n, body) => ropeQkForm(body) !== undefined && f32Operands(n, body),
+  swiglu: (n, body) => swigluForm(body) !== undefined && f32Operands(n, body),
+};
 export const TABLE_BYTES = 4096;
 
 interface PlannedBuffer {
@@ -57,9 +70,8 @@ export function expand(g: Graph, notes: string[]): { nodes: Node[]; sched: Map<n
       if (!(FUSED as readonly string[]).includes(pattern))
         throw new KilnError('K1019', `wasm backend: no kernel for fused pattern '${pattern}' (%${n.id}${n.scope ? ` in ${n.scope}` : ''}); it has ${FUSED.join(', ')}`, n.loc);
       const body = n.attrs['body'] as FusedBody;
-      // rope_qk and swiglu run as their decompositions: their matmuls are the SIMD kernels.
-      if (pattern !== 'elementwise' || !elementwiseForm(body)) {
-        if (pattern === 'elementwise') notes.push(`%${n.id} fused elementwise: its body is not a plain elementwise DAG; it runs as its decomposition`);
+      if (!HAS_FORM[pattern]!(n, body)) {
+        notes.push(`%${n.id} fused ${pattern}: its body is not of the form the kernel takes; it runs as its decomposition`);
         for (const m of inlineBody(n, body, () => next++)) visit(m, at);
         return;
       }
@@ -120,6 +132,8 @@ export interface Layout {
   readonly staticBytes: number;
   readonly slots: number[];
   readonly arenaAt: number;
+  /** The scratch area's slot and the floats each kernel needs (the host reserves the largest). */
+  readonly scratch: { readonly slot: number; readonly elems: readonly Dim[] } | undefined;
 }
 
 export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, number>, plan: MemoryPlanLike | undefined, notes: string[]): Layout {
@@ -192,9 +206,14 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
       homes.set(n.id, b ? { kind: 'arena', offset: b.offset, cap: Math.floor(b.bytes / 4) } : slot());
     }
   }
+  const elems = nodes.flatMap((n) => {
+    const e = ropeQkScratch(n, n.inputs.map((i) => byId.get(i)!.type));
+    return e === undefined ? [] : [e];
+  });
+  const scratch = elems.length ? { slot: slots.push(SCRATCH_ID) - 1, elems } : undefined;
   if (slots.length * 4 > TABLE_BYTES) throw new InternalError(`wasm backend: ${slots.length} dynamic values do not fit the slot table`);
   if (plan) checkPlan(nodes, sched, plan, homes, slots, notes);
-  return { homes, inPlace, params, packedUse, staticBytes: at, slots, arenaAt };
+  return { homes, inPlace, params, packedUse, staticBytes: at, slots, arenaAt, scratch };
 }
 
 export function rootOf(homes: Map<number, Home>, id: number): number {

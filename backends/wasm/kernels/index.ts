@@ -1,6 +1,6 @@
 /**
- * The wasm backend's kernels, one per op of graph/ops.ts and one for the fused elementwise
- * pattern (rope_qk and swiglu run as their bodies: their matmuls are the SIMD kernels). Sources
+ * The wasm backend's kernels, one per op of graph/ops.ts and one per fused pattern
+ * (elementwise, rope_qk, swiglu; a body of another form runs as its decomposition). Sources
  * (input, param, state, const) are placed by the layout, not computed.
  */
 import type { OpKind } from '../../../graph/ops.js';
@@ -10,6 +10,8 @@ import { causalMaskKernel } from './causal-mask.js';
 import { concatKernel } from './concat.js';
 import { binaryKernel, unaryKernel } from './elementwise.js';
 import { fusedElementwiseKernel } from './fused-elementwise.js';
+import { ropeQkKernel } from './fused-rope-qk.js';
+import { swigluKernel } from './fused-swiglu.js';
 import { gatherKernel } from './gather.js';
 import { iotaKernel } from './iota.js';
 import type { WasmKernel } from './kernel.js';
@@ -42,4 +44,4 @@ export const KERNELS: Partial<Record<OpKind, WasmKernel>> = {
   causal_mask: causalMaskKernel,
 };
 
-export const FUSED_KERNELS: Readonly<Record<string, WasmKernel>> = { elementwise: fusedElementwiseKernel };
+export const FUSED_KERNELS: Readonly<Record<string, WasmKernel>> = { elementwise: fusedElementwiseKernel, rope_qk: ropeQkKernel, swiglu: swigluKernel };

@@ -23,6 +23,8 @@ export interface WasmCtx {
   in(i: number): Expr;
   /** Operand i is a param read from its 16-column packed copy (matmul transB only). */
   packed(i: number): boolean;
+  /** Byte address of the scratch area the host reserves for kernels that need one (rope_qk). */
+  scratch(): Expr;
   /** update_slice only: the result is the base's bytes. */
   readonly inPlace: boolean;
   dim(d: Dim): Expr;

@@ -1,0 +1,83 @@
+/**
+ * fused rope_qk: attention scores with the rotary embedding applied inside the kernel (the form
+ * is read from the body by the js backend's `ropeQkForm`). The result [Hkv, g·S, T] is laid out
+ * scores[h, s, t] with h = kv·g + j, so for each kv head the kernel rotates that head's T keys
+ * into the scratch area once, then the g·S query rows of its group after them, and takes the
+ * scores with mm_nt (the unfused kernel's dot products). Angles p·base^(−2i/D) and their cos/sin
+ * come from the host's Math, in f64, as in the rope kernel; rotated values are rounded to f32.
+ * Scratch: (T + g·S)·D floats, reserved by the host (`scratchElems`).
+ */
+import { type Dim, dimAdd, dimScale } from '../../../graph/dim.js';
+import type { Node } from '../../../graph/graph.js';
+import type { FusedBody } from '../../../graph/ops.js';
+import { ropeQkForm } from '../../js/kernels/fused-rope-qk.js';
+import { Fn, type Expr } from '../fn.js';
+import type { WasmCtx, WasmKernel } from './kernel.js';
+import { buildMatmulNT } from './matmul.js';
+
+/** Scratch floats a rope_qk node needs (undefined for any other node, or a body of another form). */
+export function ropeQkScratch(n: Node, types: readonly { shape: readonly Dim[] }[]): Dim | undefined {
+  if (n.op !== 'fused' || n.attrs['pattern'] !== 'rope_qk') return undefined;
+  const form = ropeQkForm(n.attrs['body'] as FusedBody);
+  if (!form) return undefined;
+  const S = types[form.q.arg]!.shape[0]!;
+  const T = types[form.k.arg]!.shape[0]!;
+  return dimAdd(dimScale(T, form.D), dimScale(S, (form.H / form.Hkv) * form.D));
+}
+
+/** rope_row(x, y, D, p, base, half): the D-float row at x rotated at position p into y. */
+function buildRopeRow(c: WasmCtx, name: string): void {
+  const { b, m } = c;
+  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.f64, b.i32]);
+  const [X, Y, D, P, BASE, HALF] = [0, 1, 2, 3, 4, 5];
+  const [i, h, ia, ib, ang, cs, sn, pa, pb] = [b.i32, b.i32, b.i32, b.i32, b.f64, b.f64, b.f64, b.f64, b.f64].map((t) => f.local(t)) as number[];
+  const at = (base: number, k: number) => m.i32.add(f.get(base), m.i32.shl(f.get(k), m.i32.const(2)));
+  const g = (k: number) => f.get(k);
+  f.finish(name, b.none, [
+    f.set(h!, m.i32.shr_u(f.get(D), m.i32.const(1))),
+    f.for(i!, m.i32.const(0), f.at(h!), 1, [
+      f.set(ang!, m.f64.mul(m.f64.convert_s.i32(f.get(P)), m.call('pow', [f.get(BASE), m.f64.div(m.f64.convert_s.i32(m.i32.mul(g(i!), m.i32.const(-2))), m.f64.convert_s.i32(f.get(D)))], b.f64))),
+      f.set(cs!, m.call('cos', [g(ang!)], b.f64)),
+      f.set(sn!, m.call('sin', [g(ang!)], b.f64)),
+      f.set(ia!, m.select(f.get(HALF), g(i!), m.i32.shl(g(i!), m.i32.const(1)))),
+      f.set(ib!, m.select(f.get(HALF), m.i32.add(g(ia!), g(h!)), m.i32.add(g(ia!), m.i32.const(1)))),
+      f.set(pa!, m.f64.promote(m.f32.load(0, 4, at(X, ia!)))),
+      f.set(pb!, m.f64.promote(m.f32.load(0, 4, at(X, ib!)))),
+      m.f32.store(0, 4, at(Y, ia!), m.f32.demote(m.f64.sub(m.f64.mul(g(pa!), g(cs!)), m.f64.mul(g(pb!), g(sn!))))),
+      m.f32.store(0, 4, at(Y, ib!), m.f32.demote(m.f64.add(m.f64.mul(g(pa!), g(sn!)), m.f64.mul(g(pb!), g(cs!))))),
+    ]),
+  ]);
+}
+
+export const ropeQkKernel: WasmKernel = (c) => {
+  const { m, f, b } = c;
+  const form = ropeQkForm(c.node.attrs['body'] as FusedBody)!;
+  const { H, Hkv, D } = form;
+  const G = H / Hkv;
+  const row = c.helper('rope_row', () => buildRopeRow(c, 'rope_row'));
+  const mm = c.helper('mm_nt', () => buildMatmulNT(c, 'mm_nt'));
+  const S = () => c.dim(c.types[form.q.arg]!.shape[0]!);
+  const T = () => c.dim(c.types[form.k.arg]!.shape[0]!);
+  const [kv, t, j, s, qr] = [0, 0, 0, 0, 0].map(() => f.local(b.i32)) as number[];
+  const I = (v: number) => m.i32.const(v);
+  const g = (k: number) => f.get(k);
+  const bytes = (e: Expr) => m.i32.shl(e, I(2));
+  /** Byte address of row r (element units: r·D) from base. */
+  const rowAt = (base: Expr, r: Expr) => m.i32.add(base, bytes(m.i32.mul(r, I(D))));
+  const qRows = () => rowAt(c.scratch(), T());
+  return [
+    f.for(kv!, I(0), () => I(Hkv), 1, [
+      f.for(t!, I(0), T, 1, [
+        m.call(row, [rowAt(c.in(form.k.arg), m.i32.add(m.i32.mul(g(t!), I(Hkv)), g(kv!))), rowAt(c.scratch(), g(t!)), I(D), m.i32.add(c.dim(form.k.offset), g(t!)), m.f64.const(form.k.base), I(form.k.half ? 1 : 0)], b.none),
+      ]),
+      f.for(j!, I(0), () => I(G), 1, [
+        f.for(s!, I(0), S, 1, [
+          // query row of head h = kv·G + j at token s, into scratch row j·S + s after the keys
+          f.set(qr!, m.i32.add(m.i32.mul(g(s!), I(H)), m.i32.add(m.i32.mul(g(kv!), I(G)), g(j!)))),
+          m.call(row, [rowAt(c.in(form.q.arg), g(qr!)), rowAt(qRows(), m.i32.add(m.i32.mul(g(j!), S()), g(s!))), I(D), m.i32.add(c.dim(form.q.offset), g(s!)), m.f64.const(form.q.base), I(form.q.half ? 1 : 0)], b.none),
+        ]),
+      ]),
+      m.call(mm, [qRows(), c.scratch(), m.i32.add(c.out(), bytes(m.i32.mul(m.i32.mul(g(kv!), I(G)), m.i32.mul(S(), T())))), m.i32.mul(I(G), S()), T(), I(D)], b.none),
+    ]),
+  ];
+};
