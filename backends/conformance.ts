@@ -24,6 +24,7 @@ import type { Graph, Node } from '../graph/graph.js';
 import { interpret } from '../graph/interpret.js';
 import { type Attrs, BINARY_OPS, type OpKind, REDUCE_OPS, UNARY_OPS } from '../graph/ops.js';
 import { type HostTensor, maxRelError } from '../graph/tensor.js';
+import { mulberry32 as rng } from '../src/runtime/rng.js';
 import type { Backend, CompileOptions, HostArray } from './backend.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -211,17 +212,6 @@ export interface CheckResult {
   readonly firstBad?: string;
   /** A one-line account with the seed, for test failure messages. */
   readonly summary: string;
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Every dim symbol of a graph: in types, and in attributes (a slice at `pos`), bodies included. */

@@ -7,7 +7,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../graph/builder.js';
 import { sym } from '../graph/dim.js';
-import { KilnError } from '../graph/errors.js';
 import type { Graph } from '../graph/graph.js';
 import { interpret } from '../graph/interpret.js';
 import { type HostTensor, hostTensor, maxRelError } from '../graph/tensor.js';
@@ -15,6 +14,7 @@ import { typeToString } from '../graph/types.js';
 import { llama } from '../src/dsl/llama.js';
 import { presetModel } from '../src/dsl/presets.js';
 import { insertKvCache, insertKvCacheGraph } from '../passes/insert-kv-cache.js';
+import { thrown } from './helpers.js';
 import { arbTinyLlama, randomParams } from './tiny-llama.js';
 
 const tokensOf = (ids: readonly number[]) => hostTensor('i32', [ids.length], ids);
@@ -144,16 +144,6 @@ describe('insert-kv-cache: the step graph', () => {
   });
 });
 
-function kilnError(fn: () => unknown): KilnError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof KilnError) return e;
-    throw e;
-  }
-  throw new Error('expected a KilnError');
-}
-
 describe('insert-kv-cache: errors', () => {
   const full = presetModel('tiny').build();
 
@@ -162,7 +152,7 @@ describe('insert-kv-cache: errors', () => {
     const params = randomParams(full, 1);
     const run = (pos: number, n: number) => interpret(step, { inputs: { tokens: tokensOf(Array(n).fill(1)) }, params, state: zeroState(step), symbols: { pos } });
     expect(() => run(2, 2)).not.toThrow();
-    const e = kilnError(() => run(3, 2));
+    const e = thrown(() => run(3, 2));
     expect(e.code).toBe('K1009');
     expect(e.message).toMatch(/update_slice: \[3, 5\) is outside axis 0 of size 4/);
   });
@@ -173,20 +163,20 @@ describe('insert-kv-cache: errors', () => {
     const w = b.add('param', [], { name: 'w', dtype: 'f32', shape: [5, 3] });
     b.output('logits', b.add('gather', [w, t]));
     b.setMeta('llama', { maxSeqLen: 8 });
-    const e = kilnError(() => insertKvCacheGraph(b.build()));
+    const e = thrown(() => insertKvCacheGraph(b.build()));
     expect(e.code).toBe('K1018');
     expect(e.message).toBe('insert-kv-cache: graph mlp has no causal attention (no causal_mask node) to give a KV cache');
   });
 
   it('a graph without maxSeqLen', () => {
-    const e = kilnError(() => insertKvCacheGraph({ ...full, meta: {} }));
+    const e = thrown(() => insertKvCacheGraph({ ...full, meta: {} }));
     expect(e.code).toBe('K1018');
     expect(e.message).toMatch(/no maxSeqLen/);
   });
 
   it('a graph that already has its cache', () => {
     const step = insertKvCacheGraph(full).graph;
-    expect(kilnError(() => insertKvCacheGraph(step)).message).toMatch(/already has state/);
+    expect(thrown(() => insertKvCacheGraph(step)).message).toMatch(/already has state/);
   });
 
   it('a causal mask that does not sit in an attention', () => {
@@ -195,7 +185,7 @@ describe('insert-kv-cache: errors', () => {
     const w = b.add('param', [], { name: 'w', dtype: 'f32', shape: [5, 3] });
     const x = b.add('gather', [w, t]); // [seq, 3]
     b.output('logits', b.add('causal_mask', [b.add('exp', [x])], { offset: 0 }));
-    const e = kilnError(() => insertKvCacheGraph(b.build(), { maxSeqLen: 4 }));
+    const e = thrown(() => insertKvCacheGraph(b.build(), { maxSeqLen: 4 }));
     expect(e.code).toBe('K1018');
     expect(e.message).toMatch(/causal_mask %\d+ is not part of an attention this pass understands: %\d+ gather sits between it and the score matmul/);
   });

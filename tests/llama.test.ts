@@ -1,23 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { KilnError } from '../graph/errors.js';
 import type { Graph } from '../graph/graph.js';
 import { typeToString } from '../graph/types.js';
 import { type LlamaConfig, llama } from '../src/dsl/llama.js';
 import { PRESETS, presetModel } from '../src/dsl/presets.js';
 import * as badConfig from './fixtures/dsl/bad-config.js';
+import { thrown } from './helpers.js';
 
 function paramCount(g: Graph): number {
   return g.nodes.filter((n) => n.op === 'param').reduce((acc, n) => acc + (n.type.shape as number[]).reduce((a, d) => a * d, 1), 0);
-}
-
-function thrown(fn: () => unknown): KilnError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof KilnError) return e;
-    throw e;
-  }
-  throw new Error('expected a KilnError');
 }
 
 describe('parameter counts equal the published ones', () => {

@@ -19,6 +19,13 @@ export async function presetVocab(vocabSize: number, kind: VocabKind = vocabSize
   return exactSyntheticVocab(vocabSize);
 }
 
+/** What `llama-tokenizer-js` exports that the vocabulary is built from. */
+export interface LlamaTokenizerJs {
+  readonly vocabById: readonly string[];
+  readonly vocabByString: ReadonlyMap<string, number>;
+  readonly merges: ReadonlyMap<string, number>;
+}
+
 /**
  * LLaMA-1/2's vocabulary from the npm package `llama-tokenizer-js`, imported only here. It ships
  * pieces and merges but no scores: a piece scores minus the rank of the first merge that makes
@@ -26,7 +33,7 @@ export async function presetVocab(vocabSize: number, kind: VocabKind = vocabSize
  * pieces 0 — which reproduces the package's own encoder.
  */
 async function llamaVocab(): Promise<TokenizerData> {
-  let lib: { vocabById: string[]; vocabByString: Map<string, number>; merges: Map<string, number> };
+  let lib: LlamaTokenizerJs;
   try {
     // A computed specifier: the package is optional at type-check and install time.
     const name = 'llama-tokenizer-js';
@@ -37,6 +44,11 @@ async function llamaVocab(): Promise<TokenizerData> {
       "the LLaMA vocabulary comes from the npm package 'llama-tokenizer-js', which is not installed: install it (npm install llama-tokenizer-js) or use --vocab synthetic",
     );
   }
+  return llamaVocabFrom(lib);
+}
+
+/** The vocabulary from the package's pieces and merges, with the scores rebuilt as above. */
+export function llamaVocabFrom(lib: LlamaTokenizerJs): TokenizerData {
   const tokens = lib.vocabById;
   const rankOf = new Map<number, number>();
   let nMerges = 0;
