@@ -5,6 +5,9 @@
  * with receiveMessageOnPort.
  */
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { onShutdown } from '../shutdown.js';
 
 interface Request {
@@ -19,6 +22,9 @@ export class WebGpuHost {
   private readonly flag = new Int32Array(new SharedArrayBuffer(4));
 
   constructor() {
+    // Vulkan's loader complains on stderr about every start without a runtime dir (headless
+    // machines have none); a private one (mode 0700, as it expects) keeps the output clean.
+    process.env['XDG_RUNTIME_DIR'] ??= mkdtempSync(join(tmpdir(), 'kiln-xdg-'));
     const ch = new MessageChannel();
     this.port = ch.port1;
     this.worker = new Worker(WORKER, { eval: true, workerData: { port: ch.port2, flag: this.flag, base: import.meta.url }, transferList: [ch.port2] });
