@@ -26,7 +26,7 @@ import { type Dim, dimEq, dimScale, isStatic } from '../graph/dim.js';
 import type { Node } from '../graph/graph.js';
 import type { FusedBody } from '../graph/ops.js';
 import type { Pass } from './pass.js';
-import { Rewriter, type UseInfo, emitFused, makeBody, onlyUsedBy, useInfo } from './rewrite.js';
+import { type UseInfo, fuseMatches, onlyUsedBy } from './rewrite.js';
 
 export const ROPE_QK = 'rope_qk';
 
@@ -79,28 +79,8 @@ export const fuseRopeQk: Pass = {
   name: 'fuse-rope-qk',
   reason: 'rotate q and k inside the score kernel instead of storing rotated copies',
   run(g) {
-    const byId = new Map(g.nodes.map((n) => [n.id, n]));
-    const uses = useInfo(g);
-    const matches = new Map<number, Match>();
-    const absorbed = new Set<number>();
-    for (const n of g.nodes) {
-      const m = match(n, byId, uses);
-      if (!m) continue;
-      matches.set(n.id, m);
-      for (const k of m.members) if (k.id !== n.id) absorbed.add(k.id);
-    }
-    const r = new Rewriter(g, 'fuse-rope-qk');
-    for (const n of g.nodes) {
-      if (absorbed.has(n.id)) continue;
-      const m = matches.get(n.id);
-      if (!m) {
-        r.copy(n);
-        continue;
-      }
-      const parts = makeBody(ROPE_QK, m.members, n.id, (i) => r.typeOf(r.get(i)), m.operands);
-      r.set(n.id, emitFused(r, ROPE_QK, parts, n));
-    }
-    return { graph: r.finish(), stats: { fused: matches.size } };
+    const { graph, fused } = fuseMatches(g, 'fuse-rope-qk', ROPE_QK, match);
+    return { graph, stats: { fused } };
   },
 };
 

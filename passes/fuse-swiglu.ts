@@ -19,12 +19,11 @@
  */
 import type { Node } from '../graph/graph.js';
 import type { Pass } from './pass.js';
-import { type BodyParts, Rewriter, emitFused, makeBody, onlyUsedBy, useInfo } from './rewrite.js';
+import { fuseMatches, onlyUsedBy, type UseInfo } from './rewrite.js';
 
 export const SWIGLU = 'swiglu';
 
 interface Match {
-  readonly root: Node;
   readonly members: readonly Node[];
   /** x, W1 (gate), W3 (up) */
   readonly operands: readonly [number, number, number];
@@ -34,7 +33,7 @@ function isLinear(n: Node | undefined, byId: ReadonlyMap<number, Node>): n is No
   return n !== undefined && n.op === 'matmul' && n.attrs['transB'] === true && byId.get(n.inputs[1]!)?.type.shape.length === 2;
 }
 
-function match(mul: Node, byId: ReadonlyMap<number, Node>, uses: ReturnType<typeof useInfo>): Match | undefined {
+function match(mul: Node, byId: ReadonlyMap<number, Node>, uses: UseInfo): Match | undefined {
   if (mul.op !== 'mul') return undefined;
   for (const [a, b] of [
     [0, 1],
@@ -48,7 +47,7 @@ function match(mul: Node, byId: ReadonlyMap<number, Node>, uses: ReturnType<type
     const [x, w1, w3] = [gate.inputs[0]!, gate.inputs[1]!, up.inputs[1]!];
     if (new Set([x, w1, w3]).size !== 3) continue;
     if (!onlyUsedBy(uses, act.id, mul.id) || !onlyUsedBy(uses, up.id, mul.id) || !onlyUsedBy(uses, gate.id, act.id)) continue;
-    return { root: mul, members: [gate, act, up, mul], operands: [x, w1, w3] };
+    return { members: [gate, act, up, mul], operands: [x, w1, w3] };
   }
   return undefined;
 }
@@ -57,27 +56,7 @@ export const fuseSwiglu: Pass = {
   name: 'fuse-swiglu',
   reason: 'gate and up projections with the SiLU product in one kernel',
   run(g) {
-    const byId = new Map(g.nodes.map((n) => [n.id, n]));
-    const uses = useInfo(g);
-    const matches = new Map<number, Match>();
-    const absorbed = new Set<number>();
-    for (const n of g.nodes) {
-      const m = match(n, byId, uses);
-      if (!m) continue;
-      matches.set(n.id, m);
-      for (const k of m.members) if (k.id !== n.id) absorbed.add(k.id);
-    }
-    const r = new Rewriter(g, 'fuse-swiglu');
-    for (const n of g.nodes) {
-      if (absorbed.has(n.id)) continue;
-      const m = matches.get(n.id);
-      if (!m) {
-        r.copy(n);
-        continue;
-      }
-      const parts: BodyParts = makeBody(SWIGLU, m.members, n.id, (i) => r.typeOf(r.get(i)), m.operands);
-      r.set(n.id, emitFused(r, SWIGLU, parts, n));
-    }
-    return { graph: r.finish(), stats: { fused: matches.size } };
+    const { graph, fused } = fuseMatches(g, 'fuse-swiglu', SWIGLU, match);
+    return { graph, stats: { fused } };
   },
 };

@@ -216,3 +216,44 @@ export function emitFused(r: Rewriter, pattern: string, parts: BodyParts, origin
 export function countFused(g: Graph, pattern: string): number {
   return g.nodes.filter((n) => n.op === 'fused' && n.attrs['pattern'] === pattern).length;
 }
+
+/** A subgraph a fusion matched at its root: the nodes it absorbs and its operands in argument order. */
+export interface FusionMatch {
+  readonly members: readonly Node[];
+  readonly operands: readonly number[];
+}
+
+/**
+ * The driver every pattern fusion shares: match each node as a root (`match` sees the original
+ * graph and its uses), then rewrite — matched roots become one `fused(pattern)` node whose body is
+ * the members, absorbed members disappear, everything else is copied.
+ */
+export function fuseMatches(
+  g: Graph,
+  pass: string,
+  pattern: string,
+  match: (root: Node, byId: ReadonlyMap<number, Node>, uses: UseInfo) => FusionMatch | undefined,
+): { graph: Graph; fused: number } {
+  const byId = new Map(g.nodes.map((n) => [n.id, n]));
+  const uses = useInfo(g);
+  const matches = new Map<number, FusionMatch>();
+  const absorbed = new Set<number>();
+  for (const n of g.nodes) {
+    const m = match(n, byId, uses);
+    if (!m) continue;
+    matches.set(n.id, m);
+    for (const k of m.members) if (k.id !== n.id) absorbed.add(k.id);
+  }
+  const r = new Rewriter(g, pass);
+  for (const n of g.nodes) {
+    if (absorbed.has(n.id)) continue;
+    const m = matches.get(n.id);
+    if (!m) {
+      r.copy(n);
+      continue;
+    }
+    const parts = makeBody(pattern, m.members, n.id, (i) => r.typeOf(r.get(i)), m.operands);
+    r.set(n.id, emitFused(r, pattern, parts, n));
+  }
+  return { graph: r.finish(), fused: matches.size };
+}
