@@ -26,6 +26,7 @@ import { typeToString } from '../../graph/types.js';
 import type { CompileOptions } from '../backend.js';
 import { FUSED_KERNELS, INLINED_PATTERNS, KERNELS } from './kernels/index.js';
 import { type GpuKernelCtx, lit } from './kernels/kernel.js';
+import { inlineBody } from '../inline.js';
 
 export const BACKEND = 'gpu';
 export const EXPORT_LINE = 'export { createModel };';
@@ -36,23 +37,6 @@ const q = (s: string) => JSON.stringify(s);
 const oneLine = (s: string) => s.replace(/[\r\n\u2028\u2029]+/g, ' ');
 const SOURCES = new Set(['input', 'param', 'state', 'const']);
 
-function inlineBody(n: Node, body: FusedBody, fresh: () => number): Node[] {
-  const map = new Map<number, number>();
-  const out: Node[] = [];
-  const result = body.outputs[0]!.value;
-  for (const b of body.nodes) {
-    if (b.op === 'input') {
-      map.set(b.id, n.inputs[Number(/^arg(\d+)$/.exec(String(b.attrs['name']))![1])]!);
-      continue;
-    }
-    const id = b.id === result ? n.id : fresh();
-    map.set(b.id, id);
-    out.push({ id, op: b.op, inputs: b.inputs.map((i) => map.get(i)!), attrs: b.attrs, type: b.type, scope: n.scope, ...(n.loc ? { loc: n.loc } : {}) });
-  }
-  // a body that returns an operand: the result is that operand, broadcast to itself
-  if (!out.some((m) => m.id === n.id)) out.push({ id: n.id, op: 'broadcast', inputs: [map.get(result)!], attrs: { shape: n.type.shape }, type: n.type, scope: n.scope });
-  return out;
-}
 
 function expand(g: Graph, notes: string[]): Node[] {
   let next = Math.max(-1, ...g.nodes.map((n) => n.id)) + 1;
@@ -66,7 +50,7 @@ function expand(g: Graph, notes: string[]): Node[] {
       const body = n.attrs['body'] as FusedBody;
       if (!fk || !fk.form(body)) {
         notes.push(`%${n.id} fused ${pattern}: runs as its decomposition (one kernel per core op)`);
-        for (const m of inlineBody(n, body, () => next++)) visit(m);
+        for (const m of inlineBody(n, () => next++, 'broadcast')) visit(m);
         return;
       }
     } else if (!SOURCES.has(n.op) && n.op !== 'reshape' && !KERNELS[n.op]) {

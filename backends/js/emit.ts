@@ -25,6 +25,7 @@ import type { CompileOptions } from '../backend.js';
 import { dimExpr, indent, isNumberExpr, jsNum, productOf, symbolVar } from './codegen.js';
 import { FUSED_KERNELS, KERNELS } from './kernels/index.js';
 import { esc, type KernelCtx } from './kernels/kernel.js';
+import { inlineBody } from '../inline.js';
 
 export const BACKEND = 'js';
 
@@ -73,7 +74,7 @@ function expand(g: Graph, notes: string[]): { nodes: Node[]; sched: Map<number, 
       const body = n.attrs['body'] as FusedBody;
       if (!fk.form(body)) {
         notes.push(`%${n.id} fused ${pattern}: its body is not in the form the js kernel reads; it runs as its decomposition`);
-        for (const m of inlineBody(n, body, () => next++)) visit(m, at);
+        for (const m of inlineBody(n, () => next++)) visit(m, at);
         return;
       }
     } else if (!SOURCE_OPS.has(n.op) && n.op !== 'const' && !KERNELS[n.op]) {
@@ -86,27 +87,6 @@ function expand(g: Graph, notes: string[]): { nodes: Node[]; sched: Map<number, 
   return { nodes, sched };
 }
 
-/** The body's nodes renumbered into the graph, its args replaced by the operands; the result keeps `n.id`. */
-function inlineBody(n: Node, body: FusedBody, fresh: () => number): Node[] {
-  const map = new Map<number, number>();
-  const out: Node[] = [];
-  const result = body.outputs[0]!.value;
-  for (const b of body.nodes) {
-    if (b.op === 'input') {
-      const i = Number(/^arg(\d+)$/.exec(String(b.attrs['name']))![1]);
-      map.set(b.id, n.inputs[i]!);
-      continue;
-    }
-    const id = b.id === result ? n.id : fresh();
-    map.set(b.id, id);
-    const m: Node = { id, op: b.op, inputs: b.inputs.map((i) => map.get(i)!), attrs: b.attrs, type: b.type, scope: n.scope };
-    out.push(n.loc ? { ...m, loc: n.loc } : m);
-  }
-  // A body that returns one of its operands: the result is a copy of it.
-  if (!out.some((m) => m.id === n.id))
-    out.push({ id: n.id, op: 'reshape', inputs: [map.get(result)!], attrs: { shape: [...n.type.shape] }, type: n.type, scope: n.scope });
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------
 // symbols

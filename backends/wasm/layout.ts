@@ -19,6 +19,7 @@ import { elementwiseForm } from '../js/kernels/fused-elementwise.js';
 import { ropeQkForm } from '../js/kernels/fused-rope-qk.js';
 import { swigluForm } from '../js/kernels/fused-swiglu.js';
 import { ropeQkScratch } from './kernels/fused-rope-qk.js';
+import { inlineBody } from '../inline.js';
 
 export const BACKEND = 'wasm';
 /** Fused patterns the wasm backend runs as one kernel (a body of another form runs as its decomposition). */
@@ -72,7 +73,7 @@ export function expand(g: Graph, notes: string[]): { nodes: Node[]; sched: Map<n
       const body = n.attrs['body'] as FusedBody;
       if (!HAS_FORM[pattern]!(n, body)) {
         notes.push(`%${n.id} fused ${pattern}: its body is not of the form the kernel takes; it runs as its decomposition`);
-        for (const m of inlineBody(n, body, () => next++)) visit(m, at);
+        for (const m of inlineBody(n, () => next++)) visit(m, at);
         return;
       }
     } else if (!SOURCE.has(n.op) && n.op !== 'const' && !CORE_KERNELS.has(n.op)) {
@@ -85,24 +86,6 @@ export function expand(g: Graph, notes: string[]): { nodes: Node[]; sched: Map<n
   return { nodes, sched };
 }
 
-function inlineBody(n: Node, body: FusedBody, fresh: () => number): Node[] {
-  const map = new Map<number, number>();
-  const out: Node[] = [];
-  const result = body.outputs[0]!.value;
-  for (const b of body.nodes) {
-    if (b.op === 'input') {
-      map.set(b.id, n.inputs[Number(/^arg(\d+)$/.exec(String(b.attrs['name']))![1])]!);
-      continue;
-    }
-    const id = b.id === result ? n.id : fresh();
-    map.set(b.id, id);
-    const m: Node = { id, op: b.op, inputs: b.inputs.map((i) => map.get(i)!), attrs: b.attrs, type: b.type, scope: n.scope };
-    out.push(n.loc ? { ...m, loc: n.loc } : m);
-  }
-  if (!out.some((m) => m.id === n.id))
-    out.push({ id: n.id, op: 'reshape', inputs: [map.get(result)!], attrs: { shape: [...n.type.shape] }, type: n.type, scope: n.scope });
-  return out;
-}
 
 export function readPlan(g: Graph): MemoryPlanLike | undefined {
   const p = g.meta['memoryPlan'] as MemoryPlanLike | undefined;
