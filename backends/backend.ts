@@ -52,6 +52,8 @@ export interface Executable {
   run(args: RunArgs): Record<string, HostArray>;
   /** Only when compiled with `debugValues`: run, and also return every node's value by id. */
   runDebug?(args: RunArgs): DebugRun;
+  /** Only when compiled with `profile`: the time each node's kernel took, summed over the runs so far. */
+  profile?(): readonly NodeTime[];
   /** The generated source, for `kiln compile --out` (a readable module that runs on its own). */
   readonly source?: string;
   /**
@@ -74,6 +76,18 @@ export interface CompileOptions {
   readonly specialize?: Readonly<Record<string, number>>;
   /** Keep a copy of every node's value during a run (Executable.runDebug); slower, for debugging. */
   readonly debugValues?: boolean;
+  /** Time every kernel (Executable.profile); costs a host call per kernel. */
+  readonly profile?: boolean;
+}
+
+/** One node's share of the run time (see backends/profile.ts for the summary by op). */
+export interface NodeTime {
+  readonly id: number;
+  /** The op, or `fused:<pattern>`. */
+  readonly op: string;
+  readonly scope: string;
+  readonly ms: number;
+  readonly runs: number;
 }
 
 export interface Backend {

@@ -6,7 +6,8 @@
  *
  * Imports (module "env"): mem; exp, log, sin, cos, tanh, pow (JS Math, f64); powi (i32 pow with
  * ToInt32); fail(kind, node, a, b, c) (the host throws the KilnError); dbg(node, addr, n) (debug
- * builds only: the host copies each node's value).
+ * builds only: the host copies each node's value); prof(node) (profile builds only: called with -1
+ * when `run` starts and with each node's id after its kernel, so the host times the kernels).
  *
  * Threads: column-split kernels (mm_pk) are cut into chunks claimed from a shared ticket
  * (generation << 16 | next chunk) by compare-exchange; the caller claims chunks too, so a late
@@ -20,6 +21,7 @@ import { Fn, type Binaryen, type Expr, type Mod } from './fn.js';
 import { FUSED_KERNELS, KERNELS } from './kernels/index.js';
 import type { WasmCtx } from './kernels/kernel.js';
 import { buildMatmulPacked } from './kernels/matmul.js';
+import { ropeKey } from './rope-table.js';
 import { expand, layout, type Layout, type MemoryPlanLike, readPlan, rootOf } from './layout.js';
 
 /** Job area for threads, inside the table's last bytes: gen, ticket, done, parts, chunk, stop, args[8]. */
@@ -78,6 +80,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
   m.addFunctionImport('powi', 'env', 'powi', b.createType([b.i32, b.i32]), b.i32);
   m.addFunctionImport('fail', 'env', 'fail', b.createType([b.i32, b.i32, b.i32, b.i32, b.i32]), b.none);
   if (opts.debugValues) m.addFunctionImport('dbg', 'env', 'dbg', b.createType([b.i32, b.i32, b.i32]), b.none);
+  if (opts.profile) m.addFunctionImport('prof', 'env', 'prof', b.createType([b.i32]), b.none);
 
   const f = new Fn(b, m, runtime.map(() => b.i32));
   const symLocal = new Map(runtime.map((s, i) => [s, i]));
@@ -144,6 +147,11 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
         if (lay.scratch === undefined) throw new Error('wasm backend: a kernel asked for scratch the layout did not reserve');
         return m.i32.load(0, 4, m.i32.const(lay.scratch.slot * 4));
       },
+      ropeTable: (base, D) => {
+        const t = lay.ropeTables.get(ropeKey(base, D));
+        if (t === undefined) throw new Error('wasm backend: a kernel asked for a rope table the layout did not reserve');
+        return m.i32.load(0, 4, m.i32.const(t.slot * 4));
+      },
       inPlace: lay.inPlace.has(n.id),
       dim,
       numel,
@@ -170,7 +178,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
     return ctx;
   };
 
-  const body: Expr[] = [];
+  const body: Expr[] = opts.profile ? [m.call('prof', [m.i32.const(-1)], b.none)] : [];
   for (const n of nodes) {
     const h = lay.homes.get(n.id)!;
     const isSource = n.op === 'input' || n.op === 'param' || n.op === 'state' || n.op === 'const';
@@ -178,6 +186,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
     if (!skip) {
       const kernel = n.op === 'fused' ? FUSED_KERNELS[String(n.attrs['pattern'])]! : KERNELS[n.op]!;
       body.push(...kernel(ctxFor(n)));
+      if (opts.profile) body.push(m.call('prof', [m.i32.const(n.id)], b.none));
     }
     if (opts.debugValues && original.has(n.id) && !isSource)
       body.push(m.call('dbg', [m.i32.const(n.id), addrOf(n.id), numel(n.type.shape)], b.none));

@@ -19,7 +19,9 @@ import type { Backend, CompileOptions, DebugRun, Executable, HostArray, RunArgs 
 import { type Emitted, emitModule } from './emit.js';
 import { type Binaryen, loadBinaryen } from './fn.js';
 import { FAIL } from './kernels/kernel.js';
+import { opName } from '../profile.js';
 import { BACKEND, FUSED, numelStatic, rootOf, SCRATCH_ID } from './layout.js';
+import { ROPE_ID0, RopeTables } from './rope-table.js';
 import { WorkerPool } from './threads.js';
 import { WA } from './wasm-api.js';
 
@@ -81,6 +83,8 @@ function instantiate(g: Graph, e: Emitted, copts: CompileOptions, threads: numbe
   const memory = new WA.Memory({ initial: Math.ceil((e.staticBytes + PAGE) / PAGE), maximum: 65536, shared });
   const byId = new Map(e.nodes.map((n) => [n.id, n]));
   let dbg: Map<number, HostArray> | undefined;
+  const times = new Map<number, { ms: number; runs: number }>();
+  let last = 0;
   const env = {
     mem: memory,
     exp: Math.exp,
@@ -103,6 +107,16 @@ function instantiate(g: Graph, e: Emitted, copts: CompileOptions, threads: numbe
       const T = n.type.dtype === 'i32' ? Int32Array : Float32Array;
       dbg?.set(id, new T(memory.buffer as ArrayBuffer, addr, count).slice());
     },
+    prof: (id: number) => {
+      const now = performance.now();
+      if (id >= 0) {
+        const t = times.get(id) ?? { ms: 0, runs: 0 };
+        t.ms += now - last;
+        t.runs++;
+        times.set(id, t);
+      }
+      last = now;
+    },
   };
   const module = new WA.Module(e.binary);
   const instance = new WA.Instance(module, { env });
@@ -121,6 +135,7 @@ function instantiate(g: Graph, e: Emitted, copts: CompileOptions, threads: numbe
   const nameOf = (n: Node) => String(n.attrs['name']);
   const paramByName = new Map(sources.param.map((n) => [nameOf(n), n]));
   const bound = new Set<string>();
+  const ropeTables = new RopeTables([...e.layout.ropeTables.values()]);
   const resident = new Map<string, { arr: HostArray; ver: number }>();
   const spec = copts.specialize ?? {};
   /** debugValues only: the bound weights, reported as the params' values. */
@@ -213,10 +228,12 @@ function instantiate(g: Graph, e: Emitted, copts: CompileOptions, threads: numbe
     const inputs = sources.input.map((n) => checkArray('input', n, args.inputs?.[nameOf(n)], size(n), env));
     const states = sources.state.map((n) => checkArray('state', n, args.state?.[nameOf(n)], size(n), env));
     // place the run-time sized values
-    let top = align(e.staticBytes);
     const words = new Int32Array(e.layout.slots.length);
+    const grew = ropeTables.fit(env);
+    let top = align(e.staticBytes) + ropeTables.bytes;
     const scratchElems = () => Math.max(0, ...(e.layout.scratch?.elems ?? []).map((d) => evalDim(d, env)));
     e.layout.slots.forEach((id, slot) => {
+      if (id <= ROPE_ID0) return;
       words[slot] = top;
       top = align(top + (id === SCRATCH_ID ? scratchElems() : size(byId.get(id)!)) * 4 + 16);
     });
@@ -226,6 +243,7 @@ function instantiate(g: Graph, e: Emitted, copts: CompileOptions, threads: numbe
         throw fail('K1017', `value %${n.id} needs ${size(n)} elements, the memory plan has room for ${h.cap}: the symbols are past their planned bounds (is pos + seq above maxSeqLen?)`);
     }
     if (top > memory.buffer.byteLength) memory.grow(Math.ceil((top - memory.buffer.byteLength) / PAGE));
+    ropeTables.place(align(e.staticBytes), words, memory.buffer as ArrayBuffer, grew);
     i32().set(words, 0);
     const addr = (id: number): number => {
       const h = e.layout.homes.get(rootOf(e.layout.homes, id))!;
@@ -301,6 +319,9 @@ function instantiate(g: Graph, e: Emitted, copts: CompileOptions, threads: numbe
     setWeights,
     run: (args) => step(args),
     dispose: () => pool?.dispose(),
+    ...(copts.profile && {
+      profile: () => [...times].map(([id, t]) => ({ id, op: opName(byId.get(id)!), scope: byId.get(id)!.scope, ms: t.ms, runs: t.runs })),
+    }),
   };
   if (!copts.debugValues) return exe;
   return {

@@ -20,6 +20,7 @@ import { ropeQkForm } from '../js/kernels/fused-rope-qk.js';
 import { swigluForm } from '../js/kernels/fused-swiglu.js';
 import { ropeQkScratch } from './kernels/fused-rope-qk.js';
 import { inlineBody } from '../inline.js';
+import { ROPE_ID0, type RopeTable, ropeKey, ropeUses } from './rope-table.js';
 
 export const BACKEND = 'wasm';
 /** Fused patterns the wasm backend runs as one kernel (a body of another form runs as its decomposition). */
@@ -117,6 +118,8 @@ export interface Layout {
   readonly arenaAt: number;
   /** The scratch area's slot and the floats each kernel needs (the host reserves the largest). */
   readonly scratch: { readonly slot: number; readonly elems: readonly Dim[] } | undefined;
+  /** The rope cos/sin tables, one per (base, D), by key (rope-table.ts). */
+  readonly ropeTables: ReadonlyMap<string, RopeTable>;
 }
 
 export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, number>, plan: MemoryPlanLike | undefined, notes: string[]): Layout {
@@ -194,9 +197,17 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
     return e === undefined ? [] : [e];
   });
   const scratch = elems.length ? { slot: slots.push(SCRATCH_ID) - 1, elems } : undefined;
+  const ropeTables = new Map<string, RopeTable>();
+  for (const n of nodes)
+    for (const u of ropeUses(n, n.inputs.map((i) => byId.get(i)!.type))) {
+      const key = ropeKey(u.base, u.D);
+      let t = ropeTables.get(key);
+      if (!t) ropeTables.set(key, (t = { base: u.base, D: u.D, slot: slots.push(ROPE_ID0 - ropeTables.size) - 1, uses: [] }));
+      (t.uses as { offset: Dim; len: Dim }[]).push({ offset: u.offset, len: u.len });
+    }
   if (slots.length * 4 > TABLE_BYTES) throw new InternalError(`wasm backend: ${slots.length} dynamic values do not fit the slot table`);
   if (plan) checkPlan(nodes, sched, plan, homes, slots, notes);
-  return { homes, inPlace, params, packedUse, staticBytes: at, slots, arenaAt, scratch };
+  return { homes, inPlace, params, packedUse, staticBytes: at, slots, arenaAt, scratch, ropeTables };
 }
 
 export function rootOf(homes: Map<number, Home>, id: number): number {

@@ -12,7 +12,7 @@
  * become the state. Rows past `position` are stale but never read (attention reads [0, pos+seq)),
  * so `rollback` only moves the position back.
  */
-import type { Backend, Executable, HostArray } from '../../backends/backend.js';
+import type { Backend, Executable, HostArray, NodeTime } from '../../backends/backend.js';
 import { InternalError, KilnError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
 import { numel } from '../../graph/types.js';
@@ -30,6 +30,8 @@ export interface SessionOptions {
   readonly maxSeqLen?: number;
   /** The passes to run (default PIPELINE; must include insert-kv-cache). */
   readonly passes?: readonly Pass[];
+  /** Time every kernel (see `profile()`); the backend must support it (js, wasm). */
+  readonly profile?: boolean;
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -66,6 +68,7 @@ export class Session {
   private readonly seqSymbol: string;
   private hist: number[] = [];
   private last: Float32Array | undefined;
+  private readonly runs = { prefill: 0, decode: 0 };
 
   private constructor(
     program: Graph,
@@ -100,11 +103,19 @@ export class Session {
       lastLogitsOnly: true,
       ...(opts.maxSeqLen !== undefined ? { maxSeqLen: opts.maxSeqLen } : {}),
     });
-    const prefill = await opts.backend.compile(graph);
-    const decode = await opts.backend.compile(graph, { specialize: { [seqSymbolOf(graph)]: 1 } });
+    const profile = opts.profile ? { profile: true } : {};
+    const prefill = await opts.backend.compile(graph, profile);
+    const decode = await opts.backend.compile(graph, { ...profile, specialize: { [seqSymbolOf(graph)]: 1 } });
+    if (opts.profile && (!prefill.profile || !decode.profile)) throw new KilnError('K1018', `session: the ${opts.backend.name} backend cannot profile its kernels`);
     prefill.setWeights(opts.weights);
     decode.setWeights(opts.weights);
     return new Session(graph, reports, prefill, decode);
+  }
+
+  /** Kernel times of both programs so far (sessions created with `profile`), and how many runs each made. */
+  profile(): { prefill: { runs: number; times: readonly NodeTime[] }; decode: { runs: number; times: readonly NodeTime[] } } | undefined {
+    if (!this.prefillExe.profile || !this.decodeExe.profile) return undefined;
+    return { prefill: { runs: this.runs.prefill, times: this.prefillExe.profile() }, decode: { runs: this.runs.decode, times: this.decodeExe.profile() } };
   }
 
   /** The next token's position = the number of tokens in the cache. */
@@ -188,6 +199,7 @@ export class Session {
     if (pos + tokens.length > this.maxSeqLen)
       throw new KilnError('K1020', `the context is full: ${pos} tokens held + ${tokens.length} new > maxSeqLen ${this.maxSeqLen} (roll back, or make the session with a larger maxSeqLen)`);
     const out = exe.run({ inputs: { tokens: Int32Array.from(tokens) }, symbols: { [this.seqSymbol]: tokens.length, [POS]: pos }, state: this.state });
+    this.runs[exe === this.decodeExe ? 'decode' : 'prefill']++;
     for (const [name, value] of Object.entries(out)) if (name.startsWith(STATE_PREFIX)) this.state[name.slice(STATE_PREFIX.length)] = value;
     const all = out['logits'];
     if (!(all instanceof Float32Array)) throw new InternalError(`session: the ${exe.backend} program returned no f32 'logits'`);

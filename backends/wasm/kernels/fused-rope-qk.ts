@@ -4,7 +4,7 @@
  * scores[h, s, t] with h = kv·g + j, so for each kv head the kernel rotates that head's T keys
  * into the scratch area once, then the g·S query rows of its group after them, and takes the
  * scores with mm_nt (the unfused kernel's dot products). Angles p·base^(−2i/D) and their cos/sin
- * come from the host's Math, in f64, as in the rope kernel; rotated values are rounded to f32.
+ * come from the (base, D) table (rope-table.ts), in f64, as in the rope kernel; rotated values are rounded to f32.
  * Scratch: (T + g·S)·D floats, reserved by the host (`scratchElems`).
  */
 import { type Dim, dimAdd, dimScale } from '../../../graph/dim.js';
@@ -25,20 +25,29 @@ export function ropeQkScratch(n: Node, types: readonly { shape: readonly Dim[] }
   return dimAdd(dimScale(T, form.D), dimScale(S, (form.H / form.Hkv) * form.D));
 }
 
-/** rope_row(x, y, D, p, base, half): the D-float row at x rotated at position p into y. */
-function buildRopeRow(c: WasmCtx, name: string): void {
+/**
+ * rope_row(x, y, D, p, base, half, tab): the D-float row at x rotated at position p into y, in f64
+ * (rounded to f32 on the store). cos/sin come from the table at tab for p ≥ 0, else from the
+ * host's Math.
+ */
+export function buildRopeRow(c: WasmCtx, name: string): void {
   const { b, m } = c;
-  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.f64, b.i32]);
-  const [X, Y, D, P, BASE, HALF] = [0, 1, 2, 3, 4, 5];
-  const [i, h, ia, ib, ang, cs, sn, pa, pb] = [b.i32, b.i32, b.i32, b.i32, b.f64, b.f64, b.f64, b.f64, b.f64].map((t) => f.local(t)) as number[];
+  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.f64, b.i32, b.i32]);
+  const [X, Y, D, P, BASE, HALF, TAB] = [0, 1, 2, 3, 4, 5, 6];
+  const [i, h, ia, ib, ang, cs, sn, pa, pb, tp] = [b.i32, b.i32, b.i32, b.i32, b.f64, b.f64, b.f64, b.f64, b.f64, b.i32].map((t) => f.local(t)) as number[];
   const at = (base: number, k: number) => m.i32.add(f.get(base), m.i32.shl(f.get(k), m.i32.const(2)));
   const g = (k: number) => f.get(k);
+  const direct = [
+    f.set(ang!, m.f64.mul(m.f64.convert_s.i32(f.get(P)), m.call('pow', [f.get(BASE), m.f64.div(m.f64.convert_s.i32(m.i32.mul(g(i!), m.i32.const(-2))), m.f64.convert_s.i32(f.get(D)))], b.f64))),
+    f.set(cs!, m.call('cos', [g(ang!)], b.f64)),
+    f.set(sn!, m.call('sin', [g(ang!)], b.f64)),
+  ];
+  const fromTable = [f.set(cs!, m.f64.load(0, 8, g(tp!))), f.set(sn!, m.f64.load(8, 8, g(tp!))), f.set(tp!, m.i32.add(g(tp!), m.i32.const(16)))];
   f.finish(name, b.none, [
     f.set(h!, m.i32.shr_u(f.get(D), m.i32.const(1))),
+    f.set(tp!, m.i32.add(f.get(TAB), m.i32.shl(m.i32.mul(f.get(P), g(h!)), m.i32.const(4)))),
     f.for(i!, m.i32.const(0), f.at(h!), 1, [
-      f.set(ang!, m.f64.mul(m.f64.convert_s.i32(f.get(P)), m.call('pow', [f.get(BASE), m.f64.div(m.f64.convert_s.i32(m.i32.mul(g(i!), m.i32.const(-2))), m.f64.convert_s.i32(f.get(D)))], b.f64))),
-      f.set(cs!, m.call('cos', [g(ang!)], b.f64)),
-      f.set(sn!, m.call('sin', [g(ang!)], b.f64)),
+      m.if(m.i32.ge_s(f.get(P), m.i32.const(0)), m.block(null, fromTable), m.block(null, direct)),
       f.set(ia!, m.select(f.get(HALF), g(i!), m.i32.shl(g(i!), m.i32.const(1)))),
       f.set(ib!, m.select(f.get(HALF), m.i32.add(g(ia!), g(h!)), m.i32.add(g(ia!), m.i32.const(1)))),
       f.set(pa!, m.f64.promote(m.f32.load(0, 4, at(X, ia!)))),
@@ -68,13 +77,13 @@ export const ropeQkKernel: WasmKernel = (c) => {
   return [
     f.for(kv!, I(0), () => I(Hkv), 1, [
       f.for(t!, I(0), T, 1, [
-        m.call(row, [rowAt(c.in(form.k.arg), m.i32.add(m.i32.mul(g(t!), I(Hkv)), g(kv!))), rowAt(c.scratch(), g(t!)), I(D), m.i32.add(c.dim(form.k.offset), g(t!)), m.f64.const(form.k.base), I(form.k.half ? 1 : 0)], b.none),
+        m.call(row, [rowAt(c.in(form.k.arg), m.i32.add(m.i32.mul(g(t!), I(Hkv)), g(kv!))), rowAt(c.scratch(), g(t!)), I(D), m.i32.add(c.dim(form.k.offset), g(t!)), m.f64.const(form.k.base), I(form.k.half ? 1 : 0), c.ropeTable(form.k.base, D)], b.none),
       ]),
       f.for(j!, I(0), () => I(G), 1, [
         f.for(s!, I(0), S, 1, [
           // query row of head h = kv·G + j at token s, into scratch row j·S + s after the keys
           f.set(qr!, m.i32.add(m.i32.mul(g(s!), I(H)), m.i32.add(m.i32.mul(g(kv!), I(G)), g(j!)))),
-          m.call(row, [rowAt(c.in(form.q.arg), g(qr!)), rowAt(qRows(), m.i32.add(m.i32.mul(g(j!), S()), g(s!))), I(D), m.i32.add(c.dim(form.q.offset), g(s!)), m.f64.const(form.q.base), I(form.q.half ? 1 : 0)], b.none),
+          m.call(row, [rowAt(c.in(form.q.arg), g(qr!)), rowAt(qRows(), m.i32.add(m.i32.mul(g(j!), S()), g(s!))), I(D), m.i32.add(c.dim(form.q.offset), g(s!)), m.f64.const(form.q.base), I(form.q.half ? 1 : 0), c.ropeTable(form.q.base, D)], b.none),
         ]),
       ]),
       m.call(mm, [qRows(), c.scratch(), m.i32.add(c.out(), bytes(m.i32.mul(m.i32.mul(g(kv!), I(G)), m.i32.mul(S(), T())))), m.i32.mul(I(G), S()), T(), I(D)], b.none),

@@ -25,6 +25,8 @@ export interface WasmCtx {
   packed(i: number): boolean;
   /** Byte address of the scratch area the host reserves for kernels that need one (rope_qk). */
   scratch(): Expr;
+  /** Byte address of the cos/sin table of (base, D): f64 (cos, sin) pairs [p][i] (rope-table.ts). */
+  ropeTable(base: number, D: number): Expr;
   /** update_slice only: the result is the base's bytes. */
   readonly inPlace: boolean;
   dim(d: Dim): Expr;

@@ -34,40 +34,42 @@ export function buildMatmulPacked(c: WasmCtx, name: string): void {
   const [A, BP, OUT, M, N, K, P0, P1] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [p, row, k, a0, a1, bp, n] = [0, 0, 0, 0, 0, 0, 0].map(() => f.local(b.i32)) as number[];
   const acc = Array.from({ length: 8 }, () => f.local(b.v128));
+  // Every loaded vector goes through a local: neither binaryen nor V8 merges repeated loads, and
+  // loading each weight vector once per k (not once per row) is what makes the tile pay.
+  const wl = Array.from({ length: 4 }, () => f.local(b.v128));
+  const [s0, s1] = [f.local(b.v128), f.local(b.v128)];
   const zero = () => m.v128.const([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-  const wv = (i: number, extra = 0) => m.v128.load(16 * i + extra, 16, f.get(bp!));
+  const loadW = (extra = 0) => wl.map((w, i) => f.set(w, m.v128.load(16 * i + extra, 16, f.get(bp!))));
   const splat = (ptr: number, off = 0) => m.v128.load32_splat(off, 4, f.get(ptr));
+  const fma = (accs: readonly number[], s: number) => accs.map((a, i) => f.set(a, c.madd(f.get(s), f.get(wl[i]!), f.get(a))));
   const inc = (l: number, by: number | (() => Expr)) => f.set(l, m.i32.add(f.get(l), typeof by === 'number' ? m.i32.const(by) : by()));
   const K4 = () => m.i32.shl(f.get(K), m.i32.const(2));
+  const [lo, hi] = [acc.slice(0, 4), acc.slice(4)];
   const pair = [
     ...acc.map((a) => f.set(a, zero())),
     f.set(a0!, m.i32.add(f.get(A), m.i32.mul(f.get(row!), K4()))),
     f.set(a1!, m.i32.add(f.get(a0!), K4())),
     f.set(bp!, m.i32.add(f.get(BP), m.i32.mul(f.get(p!), m.i32.shl(K4(), m.i32.const(4))))),
     f.for(k!, m.i32.const(0), f.at(K), 1, [
-      ...[0, 1, 2, 3].map((i) => f.set(acc[i]!, c.madd(splat(a0!), wv(i), f.get(acc[i]!)))),
-      ...[0, 1, 2, 3].map((i) => f.set(acc[4 + i]!, c.madd(splat(a1!), wv(i), f.get(acc[4 + i]!)))),
+      ...loadW(),
+      f.set(s0, splat(a0!)),
+      f.set(s1, splat(a1!)),
+      ...fma(lo, s0),
+      ...fma(hi, s1),
       inc(a0!, 4),
       inc(a1!, 4),
       inc(bp!, 64),
     ]),
-    store16(c, f, OUT, f.get(row!), n!, N, acc.slice(0, 4)),
-    store16(c, f, OUT, m.i32.add(f.get(row!), m.i32.const(1)), n!, N, acc.slice(4)),
+    store16(c, f, OUT, f.get(row!), n!, N, lo),
+    store16(c, f, OUT, m.i32.add(f.get(row!), m.i32.const(1)), n!, N, hi),
   ];
-  // one row: k and k+1 in separate accumulators, then summed
+  // one row (decode's matvec)
   const single = [
-    ...acc.map((a) => f.set(a, zero())),
+    ...lo.map((a) => f.set(a, zero())),
     f.set(a0!, m.i32.add(f.get(A), m.i32.mul(f.get(row!), K4()))),
     f.set(bp!, m.i32.add(f.get(BP), m.i32.mul(f.get(p!), m.i32.shl(K4(), m.i32.const(4))))),
-    f.for(k!, m.i32.const(0), () => m.i32.sub(f.get(K), m.i32.const(1)), 2, [
-      ...[0, 1, 2, 3].map((i) => f.set(acc[i]!, c.madd(splat(a0!), wv(i), f.get(acc[i]!)))),
-      ...[0, 1, 2, 3].map((i) => f.set(acc[4 + i]!, c.madd(splat(a0!, 4), wv(i, 64), f.get(acc[4 + i]!)))),
-      inc(a0!, 8),
-      inc(bp!, 128),
-    ]),
-    m.if(m.i32.and(f.get(K), m.i32.const(1)), m.block(null, [0, 1, 2, 3].map((i) => f.set(acc[i]!, c.madd(splat(a0!), wv(i), f.get(acc[i]!)))))),
-    ...[0, 1, 2, 3].map((i) => f.set(acc[i]!, m.f32x4.add(f.get(acc[i]!), f.get(acc[4 + i]!)))),
-    store16(c, f, OUT, f.get(row!), n!, N, acc.slice(0, 4)),
+    f.for(k!, m.i32.const(0), f.at(K), 1, [...loadW(), f.set(s0, splat(a0!)), ...fma(lo, s0), inc(a0!, 4), inc(bp!, 64)]),
+    store16(c, f, OUT, f.get(row!), n!, N, lo),
   ];
   // Blocks of RB rows, so that the rows of a (RB·K floats) stay in cache across the panels.
   const RB = 32;
