@@ -1,7 +1,9 @@
 /**
  * The gpu emitter: a Program becomes one standalone ES module, `createModel({ GPU, mode })`,
  * that builds one gpu.js kernel per node with the `GPU` class it is given (Node: gpu.js with
- * headless-gl or WebGPU; a browser: gpu.js's browser bundle on WebGL2 or WebGPU).
+ * headless-gl or WebGPU; a browser: gpu.js's browser bundle on WebGL2 or WebGPU). A fused node is
+ * one kernel when its body has its kernel's form (elementwise, rope_qk, swiglu; see kernels/),
+ * else its body is inlined, one kernel per core op, with a note in the module's header.
  *
  * - Every value is a flat float32 vector (i32 values are exact integers below 2^24); outputs are
  *   1-D, so gpu.js lays them out as near-square textures and a [32000, 288] table fits under
@@ -12,8 +14,15 @@
  *   order. Loops run to bounds read from arguments, so `loopMaxIterations` is raised past any
  *   bound (gpu.js would silently cap them at 1000).
  * - Weights and consts are uploaded once (setWeights); intermediates stay on the device
- *   (`pipeline: true`); inputs and state go up each run; the outputs come back. `state:<name>`
- *   outputs are read back into the caller's state buffer (in place).
+ *   (`pipeline: true`); inputs go up each run; the outputs come back. Host tables (rope's
+ *   cos/sin) go up only when their arguments change.
+ * - State stays on the device: each `state:<name>` output computed by a kernel is kept for the next
+ *   run (two kernels take turns computing it, since a gpu.js kernel cannot read its own output),
+ *   and `run({ …, resident: [name] })` reads state `name` from there instead of an uploaded array.
+ *   A state output comes back whole (into `args.state[name]` when given), or, when it is an
+ *   update_slice of its state and `rows: [name]` asks for it, as just the update's rows; the
+ *   backend's host side (state.ts) decides both. Without `resident`/`rows` a run uploads every
+ *   state and reads every state output back, as a standalone caller expects.
  * - run is a generator driven synchronously on GL (textures read back with readPixels) and
  *   asynchronously on WebGPU (its kernels and readbacks return Promises): `await model.run(...)`
  *   works on both.
@@ -22,7 +31,7 @@ import { type Dim, dimSymbols, isStatic, shapeToString } from '../../graph/dim.j
 import { KilnError } from '../../graph/errors.js';
 import type { Graph, Node } from '../../graph/graph.js';
 import type { FusedBody } from '../../graph/ops.js';
-import { typeToString } from '../../graph/types.js';
+import { normAxis, typeEq, typeToString } from '../../graph/types.js';
 import type { CompileOptions } from '../backend.js';
 import { FUSED_KERNELS, INLINED_PATTERNS, KERNELS } from './kernels/index.js';
 import { type GpuKernelCtx, lit } from './kernels/kernel.js';
@@ -76,9 +85,21 @@ function dimCode(d: Dim, spec: Readonly<Record<string, number>>, symbol: (s: str
   return `(${parts.join(' + ')})`;
 }
 
+/**
+ * A `state:<name>` output of a program that reads state `<name>`: whether the module keeps its
+ * value on the device for the next run (`keep`), and, when it is an update_slice of that state,
+ * where the update's rows go (the module can hand back just those rows).
+ */
+export interface StateOut {
+  readonly name: string;
+  readonly keep: boolean;
+  readonly rows?: { readonly axis: number; readonly start: Dim; readonly base: readonly Dim[]; readonly upd: readonly Dim[] };
+}
+
 export interface EmitResult {
   readonly source: string;
   readonly notes: readonly string[];
+  readonly stateOuts: readonly StateOut[];
 }
 
 export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
@@ -112,19 +133,45 @@ export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
   const build: string[] = [];
   const step: string[] = [];
   const alias = new Map<number, number>();
+  for (const n of nodes) if (n.op === 'reshape') alias.set(n.id, n.inputs[0]!);
   const root = (id: number): number => (alias.has(id) ? root(alias.get(id)!) : id);
   const v = (id: number) => `v${root(id)}`;
+
+  // State outputs kept on the device: a kernel's result (two kernels take turns computing it, so
+  // that the next run reads one while the other writes), or the state itself passed through.
+  const stateNodes = new Map(nodes.filter((n) => n.op === 'state').map((n) => [String(n.attrs['name']), n]));
+  const stateOuts: StateOut[] = [];
+  const pingPong = new Set<number>();
+  for (const o of g.outputs) {
+    const st = o.name.startsWith('state:') ? stateNodes.get(o.name.slice(6)) : undefined;
+    if (!st) continue;
+    const r = byId.get(root(o.value))!;
+    const computed = !SOURCES.has(r.op) && r.op !== 'reshape';
+    const keep = (computed || r.id === st.id) && typeEq(byId.get(o.value)!.type, st.type);
+    if (keep && computed) pingPong.add(r.id);
+    const base = r.op === 'update_slice' ? byId.get(r.inputs[0]!)! : undefined;
+    const rows =
+      keep && base && root(base.id) === st.id
+        ? { axis: normAxis(r.attrs['axis'] as number, base.type.shape.length)!, start: r.attrs['start'] as Dim, base: base.type.shape, upd: byId.get(r.inputs[1]!)!.type.shape }
+        : undefined;
+    stateOuts.push({ name: st.attrs['name'] as string, keep, ...(rows ? { rows } : {}) });
+  }
+  const tables = new Map<string, string>();
 
   for (const n of nodes) {
     const head = `// %${n.id} = ${n.op}${n.op === 'fused' ? ` ${oneLine(String(n.attrs['pattern']))}` : ''}(${n.inputs.map((i) => `%${i}`).join(', ')}) ${typeToString(n.type)}${n.scope ? `  ${oneLine(n.scope)}` : ''}`;
     const size = hsize(n.type.shape, 'S');
-    if (n.op === 'input' || n.op === 'state') {
-      const list = sources[n.op];
+    if (n.op === 'state') {
       const name = String(n.attrs['name']);
       step.push(`${head} ${q(name)}`);
-      step.push(`const h${n.id} = checkArray(${q(n.op)}, ${q(name)}, args.${n.op === 'input' ? 'inputs' : 'state'}?.[${q(name)}], ${q(n.type.dtype)}, ${hsize(n.type.shape, 'E')}, ${q(shapeToString(n.type.shape))});`);
+      step.push(`const v${n.id} = yield* stateIn(${sources.state.length}, ${q(name)}, args, ${q(n.type.dtype)}, ${hsize(n.type.shape, 'E')}, ${hsize(n.type.shape, 'caps')}, ${q(shapeToString(n.type.shape))});`);
+      sources.state.push(n);
+    } else if (n.op === 'input') {
+      const name = String(n.attrs['name']);
+      step.push(`${head} ${q(name)}`);
+      step.push(`const h${n.id} = checkArray('input', ${q(name)}, args.inputs?.[${q(name)}], ${q(n.type.dtype)}, ${hsize(n.type.shape, 'E')}, ${q(shapeToString(n.type.shape))});`);
       step.push(`const v${n.id} = pad(h${n.id}, ${hsize(n.type.shape, 'caps')});`);
-      list.push(n);
+      sources.input.push(n);
     } else if (n.op === 'param') {
       step.push(`const v${n.id} = W[${sources.param.length}]; // param ${q(String(n.attrs['name']))}`);
       sources.param.push(n);
@@ -139,6 +186,7 @@ export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
     } else {
       const kernel = n.op === 'fused' ? FUSED_KERNELS[String(n.attrs['pattern'])]!.kernel : KERNELS[n.op]!;
       const hostArgs: string[] = [];
+      const hostSteps: string[] = [];
       const ctx: GpuKernelCtx = {
         node: n,
         ins: n.inputs.map((_, j) => `a${j}`),
@@ -170,10 +218,18 @@ export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
           vars.forEach((x, k) => (e = k === 0 ? x : `(${e}) * ${shape[k]} + ${x}`));
           return e || '0.0';
         },
-        hostArg(init) {
-          hostArgs.push(init);
+        hostArg(fn, args) {
+          const call = `${fn}, [${args.join(', ')}]`;
+          let t = tables.get(call);
+          if (!t) {
+            t = `t${tables.size}`;
+            tables.set(call, t);
+            hostSteps.push(`const ${t} = yield* hostTable(${tables.size - 1}, ${call});`);
+          }
+          hostArgs.push(t);
           return `h${hostArgs.length - 1}`;
         },
+        hostDim: (d, at) => hdim(d, at === 'run' ? 'E' : 'caps'),
       };
       const body = kernel(ctx);
       const numel = n.type.shape.map(kdim).join(' * ') || '1.0';
@@ -182,10 +238,11 @@ export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
       const needNan = /\bs_nan\b/.test(body);
       const params = [...ctx.ins, ...hostArgs.map((_, j) => `h${j}`), ...used.map((s) => `s_${s}`), ...(needInf ? ['s_inf'] : []), ...(needNan ? ['s_nan'] : [])];
       const src = `function (${params.join(', ')}) {\n  let i = this.thread.x * 1.0;\n  if (i >= ${numel}) { return 0.0; }\n${body.split('\n').map((l) => `  ${l}`).join('\n')}\n}`;
-      build.push(`${head}\nK[${n.id}] = kernel(\`${src.replace(/[`\\]/g, (m) => `\\${m}`)}\`, ${size}, ${q(params.join(','))});`);
-      const hostVals = hostArgs.map((h) => h.replace(/\bs_(\w+)/g, (_, s: string) => `E[${q(s)}]`));
-      const argv = [...n.inputs.map(v), ...hostVals.map((h) => `pad(${h}, ${hostArgCap(n, hsize)})`), ...used.map((s) => `E[${q(s)}]`), ...(needInf ? ['Infinity'] : []), ...(needNan ? ['NaN'] : [])];
-      step.push(head, `const v${n.id} = yield K[${n.id}](${argv.join(', ')});`);
+      const make = `kernel(\`${src.replace(/[`\\]/g, (m) => `\\${m}`)}\`, ${size}, ${q(params.join(','))})`;
+      build.push(`${head}\nK[${n.id}] = ${make};${pingPong.has(n.id) ? `\nK['${n.id}b'] = ${make};` : ''}`);
+      const argv = [...n.inputs.map(v), ...hostArgs, ...used.map((s) => `E[${q(s)}]`), ...(needInf ? ['Infinity'] : []), ...(needNan ? ['NaN'] : [])];
+      const k = pingPong.has(n.id) ? `(FLIP[${n.id}] ? K['${n.id}b'] : K[${n.id}])` : `K[${n.id}]`;
+      step.push(head, ...hostSteps, `const v${n.id} = yield ${k}(${argv.join(', ')});`);
       if (n.op === 'gather' && byId.get(n.inputs[1]!)?.op === 'input')
         step.push(`checkIndices(h${n.inputs[1]}, ${hdim(byId.get(n.inputs[0]!)!.type.shape[0]!, 'E')}, ${q(`%${n.id} gather${n.scope ? ` (${n.scope})` : ''}`)});`);
     }
@@ -196,8 +253,21 @@ export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
   const outs = g.outputs.map((o) => {
     const t = byId.get(o.value)!.type;
     const st = o.name.startsWith('state:') ? o.name.slice(6) : undefined;
-    return `${q(o.name)}: yield* readBack(${v(o.value)}, ${hsize(t.shape, 'E')}, ${q(t.dtype)}${st !== undefined ? `, args.state?.[${q(st)}]` : ''}),`;
+    const full = `yield* readBack(${v(o.value)}, ${hsize(t.shape, 'E')}, ${q(t.dtype)}${st !== undefined ? `, args.state?.[${q(st)}]` : ''})`;
+    const rows = stateOuts.find((x) => x.name === st)?.rows;
+    if (!rows) return `${q(o.name)}: ${full},`;
+    const upd = byId.get(root(o.value))!.inputs[1]!;
+    return `${q(o.name)}: args.rows?.includes(${q(st!)}) ? yield* readBack(${v(upd)}, ${hsize(rows.upd, 'E')}, ${q(t.dtype)}) : ${full},`;
   });
+  // after the outputs are read: what the device now holds for the next run
+  const keepLines = [
+    ...stateOuts.map((x) => {
+      const o = g.outputs.find((y) => y.name === `state:${x.name}`)!;
+      const t = byId.get(o.value)!.type;
+      return x.keep ? `RES[${q(x.name)}] = { v: ${v(o.value)}, n: ${hsize(t.shape, 'E')}, dtype: ${q(t.dtype)} };` : `delete RES[${q(x.name)}];`;
+    }),
+    ...[...pingPong].map((id) => `FLIP[${id}] = !FLIP[${id}];`),
+  ];
 
   const table = (ns: Node[]) => ns.map((n) => `  { name: ${q(String(n.attrs['name']))}, dtype: ${q(n.type.dtype)}, shape: ${q(shapeToString(n.type.shape))}, size: ${n.type.shape.every(isStatic) ? hsize(n.type.shape, 'S') : 'null'} },`);
   const consts = sources.const.map((n) => {
@@ -214,6 +284,12 @@ export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
     `  const model = createModel({ GPU, mode: 'headlessgl' });   // 'webgl2', 'webgl', 'webgpu', …`,
     `  await model.setWeights({ …: Float32Array });`,
     `  const out = await model.run({ inputs: { … }, symbols: { ${syms.map((s) => `${s}: …`).join(', ')} }${sources.state.length ? ', state: { … }' : ''} });`,
+    ...(sources.state.length
+      ? [
+          `  // state outputs are also kept on the device: run({ …, resident: ['name'] }) reads that copy instead of state.name;`,
+          `  // rows: ['name'] returns only the rows an update_slice of state 'name' wrote (the caller puts them in place).`,
+        ]
+      : []),
     `  // GL modes return values directly, webgpu returns Promises: await works for both.`,
     ``,
     `Params (${sources.param.length}); inputs: ${sources.input.map((n) => `${String(n.attrs['name'])} ${typeToString(n.type)}`).join('; ') || 'none'}; outputs: ${g.outputs.map((o) => o.name).join(', ')}`,
@@ -243,6 +319,14 @@ ${table(sources.param).join('\n')}
   let caps = null;
   const uploads = new Map();
   const made = [];
+  // What stays on the device between runs: RES[state] = { v, n, dtype }, the state's value after
+  // the last run (a texture/buffer; a host array after a rebuild); FLIP says which of a kept
+  // value's two kernels writes next; SU[j] uploads state j; TABLES[k] is host table k, uploaded by TK[k].
+  const RES = {};
+  let FLIP = {};
+  let SU = {};
+  let TK = {};
+  let TABLES = {};
 
   function kernel(src, size, args) {
     const k = gpu.createKernel(src, { output: [Math.max(1, size)], pipeline: true, precision: 'single', tactic: 'precision', loopMaxIterations: ${MAX_ELEMENTS} });
@@ -257,6 +341,32 @@ ${table(sources.param).join('\n')}
       made.push(k);
     }
     return k(a.length ? a : new Float32Array(1));
+  }
+  function copier(n) {
+    const k = gpu.createKernel('function (a) { return a[this.thread.x]; }', { output: [Math.max(1, n)], pipeline: true, precision: 'single' });
+    made.push(k);
+    return k;
+  }
+  /** State j's value: the device's copy when the caller says it is current (args.resident), else the caller's array, uploaded. */
+  function* stateIn(j, name, args, dtype, n, cap, shape) {
+    const r = RES[name];
+    if (args.resident?.includes(name)) {
+      if (!r || r.n !== n) throw fail('K1017', \`state '\${name}': the device holds no copy of \${n} values (pass the array)\`);
+      if (!(r.v instanceof Float32Array || r.v instanceof Int32Array)) return r.v;
+      RES[name] = { v: yield (SU[j] ??= copier(cap))(pad(r.v, cap)), n, dtype };
+      return RES[name].v;
+    }
+    const h = checkArray('state', name, args.state?.[name], dtype, n, shape);
+    RES[name] = { v: yield (SU[j] ??= copier(cap))(pad(h, cap)), n, dtype };
+    return RES[name].v;
+  }
+  /** Host table k = fn(...a) on the device, recomputed and uploaded only when a's values change. */
+  function* hostTable(k, fn, a) {
+    const sig = a.join(',');
+    if (TABLES[k]?.sig === sig) return TABLES[k].v;
+    const data = fn(...a);
+    TABLES[k] = { sig, v: yield (TK[k] ??= copier(data.length))(data) };
+    return TABLES[k].v;
   }
   function pad(a, n) {
     if (a instanceof Float32Array && a.length === n) return a;
@@ -309,15 +419,22 @@ ${table(sources.param).join('\n')}
     return t;
   }
   /** (Re)build every kernel for symbol capacities \`S\` (the plan's bounds, or what a run needs). */
-  function build(need) {
+  function* build(need) {
     const next = {};
     for (const s of SYMBOLS) {
       const have = caps?.[s] ?? 0; // capacities are at least 1: a texture has one texel or more
       next[s] = need[s] <= have && have >= 1 ? have : BOUNDS[s] !== undefined && need[s] <= BOUNDS[s] ? Math.max(1, BOUNDS[s]) : Math.max(need[s], 2 * have, 1);
     }
     if (caps && SYMBOLS.every((s) => next[s] === caps[s])) return;
-    for (const k of Object.values(K)) k.destroy?.();
+    // kept state lives in the kernels' outputs: take it to the host, to go up again when next read
+    for (const [name, r] of Object.entries(RES))
+      if (!(r.v instanceof Float32Array || r.v instanceof Int32Array)) RES[name] = { ...r, v: yield* readBack(r.v, r.n, r.dtype) };
+    for (const k of [...Object.values(K), ...Object.values(SU), ...Object.values(TK)]) k.destroy?.();
     K = {};
+    SU = {};
+    TK = {};
+    TABLES = {};
+    FLIP = {};
     caps = next;
     Object.assign(S, caps);
 ${build.map((l) => l.split('\n').map((x) => `    ${x}`).join('\n')).join('\n')}
@@ -351,15 +468,17 @@ ${build.map((l) => l.split('\n').map((x) => `    ${x}`).join('\n')).join('\n')}
       if (!Number.isInteger(x) || x < 0) throw fail('K1017', \`dim symbol '\${s}' must be a non-negative integer, given \${x}\`);
       E[s] = x;
     }
-    build(E);
+    yield* build(E);
     if (C === null) {
       C = [];
       for (const a of [${consts.join(', ')}]) C.push(yield upload(a));
     }
 ${step.map((l) => `    ${l}`).join('\n')}
-    return {
+    const out = {
 ${outs.map((l) => `      ${l}`).join('\n')}
     };
+${keepLines.map((l) => `    ${l}`).join('\n')}
+    return out;
   }
 
   return {
@@ -374,11 +493,5 @@ ${outs.map((l) => `      ${l}`).join('\n')}
 
 ${EXPORT_LINE}
 `;
-  return { source: src, notes };
-}
-
-/** The padded length of a kernel's host argument (rope's table: S·D values at the capacities). */
-function hostArgCap(n: Node, hsize: (shape: readonly Dim[], env: string) => string): string {
-  const [S, , D] = n.type.shape as [Dim, Dim, Dim];
-  return `${hsize([S], 'caps')} * ${Number(D)}`;
+  return { source: src, notes, stateOuts };
 }

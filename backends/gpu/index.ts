@@ -2,7 +2,15 @@
  * The gpu backend: a Program becomes gpu.js kernels (emit.ts) on a device chosen by `device`
  * (device.ts). `executable.source` is the standalone module; `executable.device` names the device
  * in use. On headless-gl the module runs in-process; on WebGPU it runs in a worker (webgpu-host.ts),
- * since its kernels are asynchronous and run() is not.
+ * since its kernels are asynchronous and run() is not. Fused rope_qk and swiglu nodes run as one
+ * kernel each (kernels/fused-*.ts).
+ *
+ * Weights and the KV caches live on the device. A state array goes up only when this executable
+ * did not synchronise it last or a gpu run has written it since; after a run only the non-state
+ * outputs (logits) and the rows each update_slice wrote into a state come back, and those rows are
+ * written into the caller's array, which is the returned `state:<name>`. So the caller's arrays
+ * always hold the state, and must change only through gpu runs: to reset a cache, hand in a new
+ * array (state.ts has the contract; `stateTraffic(exe)` counts what moved).
  *
  * Precision: float32 on the device. GL and WebGPU round after each multiply and add, like the js
  * backend's float32 loops, but the order of some sums and the exp/sqrt/pow implementations
@@ -15,16 +23,24 @@ import type { Backend, CompileOptions, DebugRun, Executable, HostArray, RunArgs 
 import { DEVICES, type DeviceChoice, type DeviceName, KERNEL_CLASS, deviceError, headlessGlProblem, loadGpuJs, webgpuProblem } from './device.js';
 import { BACKEND, EXPORT_LINE, emitModule } from './emit.js';
 import { FUSED_KERNELS } from './kernels/index.js';
+import { type ModelArgs, StateSync, type StateTraffic } from './state.js';
 import { WebGpuHost, WebGpuModel } from './webgpu-host.js';
 
 export { DEVICES, type DeviceChoice } from './device.js';
+export type { StateTraffic } from './state.js';
+
+const TRAFFIC = new WeakMap<Executable, StateTraffic>();
+/** How much state a gpu executable has moved between host and device so far (undefined for other executables). */
+export function stateTraffic(exe: Executable): Readonly<StateTraffic> | undefined {
+  return TRAFFIC.get(exe);
+}
 
 /** The gpu backend's tolerance against the js backend (and the interpreter): |a − b| ≤ ABS + REL·|b|. */
 export const GPU_TOLERANCE = { rel: 1e-4, abs: 1e-4 } as const;
 
 interface GeneratedModel {
   setWeights(params: Readonly<Record<string, HostArray>>): unknown;
-  run(args: RunArgs, dbg?: Map<number, HostArray>): Record<string, HostArray>;
+  run(args: ModelArgs, dbg?: Map<number, HostArray>): Record<string, HostArray>;
   kernelKinds(): string[];
   destroy(): void;
 }
@@ -73,9 +89,11 @@ export function gpuBackend(opts: { device?: DeviceChoice } = {}): Backend {
     name: BACKEND,
     caps: { fusedPatterns: Object.keys(FUSED_KERNELS), simd: false, threads: 1, maxTextureSize: 8192 },
     async compile(program: Graph, copts: CompileOptions = {}): Promise<Executable> {
-      const { source } = emitModule(program, copts);
+      const { source, stateOuts } = emitModule(program, copts);
       const device = await pickDevice(choice);
-      let run: (args: RunArgs, dbg?: Map<number, HostArray>) => Record<string, HostArray>;
+      const states = program.nodes.filter((n) => n.op === 'state').map((n) => String(n.attrs['name']));
+      const sync = new StateSync(states, stateOuts, copts.specialize ?? {});
+      let call: (args: ModelArgs, dbg?: Map<number, HostArray>) => Record<string, HostArray>;
       let setWeights: (p: Readonly<Record<string, HostArray>>) => void;
       let dispose: () => void;
       if (device === 'headlessgl') {
@@ -90,7 +108,7 @@ export function gpuBackend(opts: { device?: DeviceChoice } = {}): Backend {
           model.setWeights(p);
           verify();
         };
-        run = (args, dbg) => {
+        call = (args, dbg) => {
           const out = model.run(args, dbg);
           checked = false;
           verify();
@@ -113,36 +131,40 @@ export function gpuBackend(opts: { device?: DeviceChoice } = {}): Backend {
           }
           verify();
         };
-        run = (args, dbg) => {
+        call = (args, dbg) => {
           if (dbg) throw new KilnError('K1017', 'gpu backend: runDebug is not available on webgpu in Node; use headlessgl');
-          let out: Record<string, HostArray>;
           try {
-            out = host.call('run', args) as Record<string, HostArray>;
+            return host.call('run', args) as Record<string, HostArray>;
           } catch (e) {
             return rethrow(e);
           }
-          // state outputs come back as copies: write them into the caller's buffers (in place, as on GL)
-          for (const [k, val] of Object.entries(out)) {
-            const mine = k.startsWith('state:') ? args.state?.[k.slice(6)] : undefined;
-            if (mine && mine.constructor === val.constructor && mine.length === val.length) {
-              (mine as Float32Array).set(val as Float32Array);
-              out[k] = mine;
-            }
-          }
-          return out;
         };
         dispose = () => host.dispose();
       }
-      const exe: Executable & { device: string } = { backend: BACKEND, device, source, setWeights, run: (a) => run(a), dispose };
-      if (!copts.debugValues) return exe;
-      return {
-        ...exe,
-        runDebug(args: RunArgs): DebugRun {
-          const values = new Map<number, HostArray>();
-          const outputs = run(args, values);
-          return { outputs, values };
-        },
+      const run = (args: RunArgs, dbg?: Map<number, HostArray>): Record<string, HostArray> => {
+        const sent = sync.prepare(args);
+        let out: Record<string, HostArray>;
+        try {
+          out = call(sent, dbg);
+        } catch (e) {
+          sync.forget();
+          throw e;
+        }
+        return sync.finish(args, sent, out);
       };
+      const exe: Executable & { device: string } = { backend: BACKEND, device, source, setWeights, run: (a) => run(a), dispose };
+      const full: Executable = !copts.debugValues
+        ? exe
+        : {
+            ...exe,
+            runDebug(args: RunArgs): DebugRun {
+              const values = new Map<number, HostArray>();
+              const outputs = run(args, values);
+              return { outputs, values };
+            },
+          };
+      TRAFFIC.set(full, sync.traffic);
+      return full;
     },
   };
 }

@@ -1,8 +1,7 @@
 /**
- * The gpu backend's kernels: one per op of graph/ops.ts and the fused elementwise pattern. Sources
- * and consts are bound by the emitter (uploaded), reshape is an alias of its operand's texture, and
- * fused patterns without a kernel here (rope_qk, swiglu) or bodies not in the kernel's form are
- * inlined as their decomposition.
+ * The gpu backend's kernels: one per op of graph/ops.ts and one per fused pattern (elementwise,
+ * rope_qk, swiglu). Sources and consts are bound by the emitter (uploaded), reshape is an alias of
+ * its operand's texture, and a fused body not in its kernel's form is inlined as its decomposition.
  */
 import type { FusedBody, OpKind } from '../../../graph/ops.js';
 import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from '../../../graph/ops.js';
@@ -11,6 +10,8 @@ import { causalMaskKernel } from './causal-mask.js';
 import { concatKernel } from './concat.js';
 import { binaryKernel, unaryKernel } from './elementwise.js';
 import { elementwiseForm, fusedElementwiseKernel } from './fused-elementwise.js';
+import { ropeQkGpuForm, ropeQkKernel } from './fused-rope-qk.js';
+import { swigluGpuForm, swigluKernel } from './fused-swiglu.js';
 import { gatherKernel } from './gather.js';
 import { iotaKernel } from './iota.js';
 import type { GpuKernel } from './kernel.js';
@@ -46,9 +47,11 @@ export interface FusedKernel {
   readonly kernel: GpuKernel;
 }
 
-/** Fused patterns with a kernel of their own; others known to the passes run as their decomposition. */
+/** Fused patterns with a kernel of their own (a body of another form runs as its decomposition). */
 export const FUSED_KERNELS: Readonly<Record<string, FusedKernel>> = {
   elementwise: { form: elementwiseForm, kernel: fusedElementwiseKernel },
+  rope_qk: { form: ropeQkGpuForm, kernel: ropeQkKernel },
+  swiglu: { form: swigluGpuForm, kernel: swigluKernel },
 };
-/** Patterns this backend accepts by inlining their body. */
-export const INLINED_PATTERNS: readonly string[] = ['rope_qk', 'swiglu'];
+/** Patterns this backend accepts only by inlining their body (none now). */
+export const INLINED_PATTERNS: readonly string[] = [];

@@ -23,8 +23,15 @@ export interface GpuKernelCtx {
   coords(idx: string, shape: readonly string[], p: string): { code: string; vars: string[] };
   /** The flat row-major index of coordinates `vars` in a tensor of dims `shape`. */
   flat(vars: readonly string[], shape: readonly string[]): string;
-  /** Ask for an extra argument computed on the host per run (rope's cos/sin table); returns its name. */
-  hostArg(init: string): string;
+  /**
+   * A table computed on the host and uploaded as an extra argument (rope's cos/sin): `fn` is a
+   * helper of the generated module, `args` host expressions (see hostDim). The table is uploaded
+   * only when the arguments' values change, once per run for every kernel that asks for the same
+   * call, and must have the same length for every run at given capacities. Returns its name.
+   */
+  hostArg(fn: string, args: readonly string[]): string;
+  /** A dim as a host expression: its value in this run (`run`), or at the kernels' capacities (`cap`). */
+  hostDim(d: Dim, at: 'run' | 'cap'): string;
 }
 
 /** A kernel's body: statements ending in `return <value>;`. */

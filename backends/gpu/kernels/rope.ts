@@ -1,7 +1,8 @@
 /**
- * rope on x[S, H, D]. The cos/sin of each (token, pair) are computed on the host in doubles per
- * run (S·D/2 of them, as the interpreter computes the angle), so the shader does no trigonometry
- * on large angles, where float32 sin/cos on a GPU would drift from the other backends.
+ * rope on x[S, H, D]. The cos/sin of each (token, pair) are computed on the host in doubles (as
+ * the interpreter computes the angle), so the shader does no trigonometry on large angles, where
+ * float32 sin/cos on a GPU would drift from the other backends. The table has a row per token up
+ * to S's capacity, so its length is fixed, and is uploaded only when the offset changes.
  */
 import type { GpuKernel } from './kernel.js';
 import { lit } from './kernel.js';
@@ -10,7 +11,7 @@ export const ropeKernel: GpuKernel = (c) => {
   const [S, H, D] = c.types[0]!.shape.map(c.dim) as [string, string, string];
   const Dn = Number(D);
   const base = lit(c.node.attrs['base'] as number);
-  const tab = c.hostArg(`ropeAngles(${c.dim(c.node.attrs['offset'] as never)}, ${S}, ${Dn}, ${base})`);
+  const tab = c.hostArg('ropeAngles', [c.hostDim(c.node.attrs['offset'] as never, 'run'), c.hostDim(c.types[0]!.shape[0]!, 'cap'), String(Dn), base]);
   const { code, vars } = c.coords('i', [S, H, D], 'x');
   const [s, , d] = vars as [string, string, string];
   const h = lit(Dn / 2);
