@@ -11,6 +11,7 @@ import { interpret } from '../graph/interpret.js';
 import { OPS, type OpKind } from '../graph/ops.js';
 import { hostTensor, maxRelError } from '../graph/tensor.js';
 import { runPipeline } from '../passes/manager.js';
+import { fuseSwiglu } from '../passes/fuse-swiglu.js';
 import { PIPELINE } from '../passes/pipeline.js';
 import { llama } from '../src/dsl/llama.js';
 import { presetModel } from '../src/dsl/presets.js';
@@ -241,6 +242,51 @@ describe('wasm backend specifics', () => {
         const r = await checkBackend(backend, b.build(), { seed: M * N + K });
         expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
       }
+    }
+  });
+});
+
+describe('wasm: swiglu over packed weights', () => {
+  // swiglu_pk: pairs of rows take half panels, a last odd row the whole panel; N not a multiple of 16.
+  it('matches the interpreter at odd sizes on 1 and 2 threads, and reads W1/W3 packed', async () => {
+    for (const [M, N, K] of [
+      [1, 37, 13],
+      [2, 16, 5],
+      [3, 40, 9],
+      [5, 7, 1],
+    ] as const) {
+      const b = new GraphBuilder(`swiglu ${M}x${N}x${K}`);
+      const x = b.add('input', [], { name: 'x', dtype: 'f32', shape: [M, K] });
+      const lin = (name: string) => b.add('matmul', [x, b.add('param', [], { name, dtype: 'f32', shape: [N, K] })], { transB: true });
+      b.output('y', b.add('mul', [b.add('silu', [lin('w1')], {}), lin('w3')], {}));
+      const { graph } = runPipeline(b.build(), [fuseSwiglu]);
+      expect(graph.nodes.some((n) => n.op === 'fused' && n.attrs['pattern'] === 'swiglu')).toBe(true);
+      for (const [threads, backend] of BACKENDS) {
+        const r = await checkBackend(backend, graph, { seed: M * N + K });
+        expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
+        // one thread: binaryen inlines the kernel into run; threaded, par_run dispatches to it by name
+        if (threads === '2 threads') expect((await backend.compile(graph)).source).toMatch(/call \$swiglu_pk_silu/);
+      }
+    }
+  });
+});
+
+describe('wasm: rope tables', () => {
+  // The cos/sin tables grow (doubling) when a run's positions pass their rows; positions below 0
+  // are computed directly. Any order of positions must give the interpreter's rotation.
+  it.each(BACKENDS)('rope at growing, shrinking and negative positions matches the interpreter (%s)', async (_, backend) => {
+    const b = new GraphBuilder('rope positions');
+    const x = b.add('input', [], { name: 'x', dtype: 'f32', shape: [sym('seq'), 2, 6] });
+    b.output('y', b.add('rope', [x], { base: 10000, layout: 'interleaved', offset: { terms: { pos: 1 }, offset: -3 } }));
+    b.output('z', b.add('rope', [x], { base: 500, layout: 'half', offset: 0 }));
+    const g = b.build();
+    const exe = await backend.compile(g);
+    exe.setWeights({});
+    for (const [pos, seq] of [[5, 4], [300, 3], [2, 2], [1000, 5], [0, 1]] as const) {
+      const xs = Float32Array.from({ length: seq * 12 }, (_, i) => Math.sin(i + pos));
+      const got = exe.run({ inputs: { x: xs }, symbols: { pos, seq } });
+      const ref = interpret(g, { inputs: { x: hostTensor('f32', [seq, 2, 6], xs) }, symbols: { pos } });
+      for (const o of ['y', 'z']) expect(maxRelError(hostTensor('f32', [seq, 2, 6], got[o] as Float32Array), ref[o]!, 1e-6), `${o} at pos ${pos}`).toBeLessThanOrEqual(1e-6);
     }
   });
 });

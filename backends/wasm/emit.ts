@@ -9,7 +9,7 @@
  * builds only: the host copies each node's value); prof(node) (profile builds only: called with -1
  * when `run` starts and with each node's id after its kernel, so the host times the kernels).
  *
- * Threads: column-split kernels (mm_pk) are cut into chunks claimed from a shared ticket
+ * Threads: column-split kernels (mm_pk, swiglu_pk) are cut into chunks claimed from a shared ticket
  * (generation << 16 | next chunk) by compare-exchange; the caller claims chunks too, so a late
  * worker only means the caller does more of the work. Workers run the exported `work(gen)`.
  */
@@ -20,12 +20,13 @@ import type { CompileOptions } from '../backend.js';
 import { Fn, type Binaryen, type Expr, type Mod } from './fn.js';
 import { FUSED_KERNELS, KERNELS } from './kernels/index.js';
 import type { WasmCtx } from './kernels/kernel.js';
-import { buildMatmulPacked } from './kernels/matmul.js';
 import { ropeKey } from './rope-table.js';
 import { expand, layout, type Layout, type MemoryPlanLike, readPlan, rootOf } from './layout.js';
 
-/** Job area for threads, inside the table's last bytes: gen, ticket, done, parts, chunk, stop, args[8]. */
-export const JOB = { gen: 3840, ticket: 3844, done: 3848, parts: 3852, chunk: 3856, stop: 3860, args: 3872 } as const;
+/** Job area for threads, inside the table's last bytes: gen, ticket, done, parts, chunk, stop, fn, args[PAR_ARGS]. */
+export const JOB = { gen: 3840, ticket: 3844, done: 3848, parts: 3852, chunk: 3856, stop: 3860, fn: 3864, args: 3872 } as const;
+/** Arguments a column-split kernel may take before its chunk (p0, p1). */
+const PAR_ARGS = 8;
 
 export interface EmitOptions extends CompileOptions {
   readonly threads: number;
@@ -120,6 +121,8 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
   };
 
   const helpers = new Set<string>();
+  /** Column-split kernels called through par_run, by job id. */
+  const parFns: { name: string; args: number }[] = [];
   let staticTop = lay.staticBytes;
   const consts: { at: number; values: readonly number[]; dtype: string; count: number }[] = [];
   for (const n of nodes) {
@@ -139,10 +142,10 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
       in: (i) => {
         const src = n.inputs[i]!;
         const ph = lay.params.get(src);
-        if (ph && lay.packedUse.has(n.id) && i === 1) return m.i32.const(ph.packed!.at);
+        if (ph && lay.packedUse.has(`${n.id}:${i}`)) return m.i32.const(ph.packed!.at);
         return addrOf(src);
       },
-      packed: (i) => i === 1 && lay.packedUse.has(n.id),
+      packed: (i) => lay.packedUse.has(`${n.id}:${i}`),
       scratch: () => {
         if (lay.scratch === undefined) throw new Error('wasm backend: a kernel asked for scratch the layout did not reserve');
         return m.i32.load(0, 4, m.i32.const(lay.scratch.slot * 4));
@@ -171,7 +174,11 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
       },
       parallel: (fn, args, parts) => {
         if (!shared) return m.call(fn, [...args, m.i32.const(0), m.i32.const(parts)], b.none);
-        return m.call(`par_${fn}`, [...args, m.i32.const(parts)], b.none);
+        if (args.length > PAR_ARGS) throw new Error(`wasm backend: parallel kernel ${fn} takes ${args.length} arguments, at most ${PAR_ARGS}`);
+        let id = parFns.findIndex((p) => p.name === fn);
+        if (id < 0) id = parFns.push({ name: fn, args: args.length }) - 1;
+        const pad = Array.from({ length: PAR_ARGS - args.length }, () => m.i32.const(0));
+        return m.call('par_run', [m.i32.const(id), ...args, ...pad, m.i32.const(parts)], b.none);
       },
       madd: (x, y, z) => (opts.relaxed ? relaxedMadd(x, y, z) : m.f32x4.add(m.f32x4.mul(x, y), z)),
     };
@@ -193,9 +200,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
   }
   f.finish('run', b.none, body.length ? body : [m.nop()]);
   m.addFunctionExport('run', 'run');
-  // The threading helpers only need a context for their builders; an empty program has no node to lend one.
-  const anyNode: Node = nodes[0] ?? g.nodes[0] ?? { id: -1, op: 'neg', inputs: [], attrs: {}, type: { dtype: 'f32', shape: [] }, scope: '' };
-  if (shared) buildThreading(b, m, ctxFor(anyNode), opts.threads, helpers);
+  if (shared) buildThreading(b, m, opts.threads, parFns);
 
   if (!m.validate()) throw new Error('wasm backend: the emitted module does not validate');
   m.optimize();
@@ -205,15 +210,19 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
   return { binary, text, nodes, layout: lay, plan, symbols: runtime, consts, staticBytes: staticTop, notes };
 }
 
-/** par_mm_pk (the caller's side) and work(gen) (a worker's side) over the shared ticket. */
-function buildThreading(b: Binaryen, m: Mod, c: WasmCtx, threads: number, helpers: Set<string>): void {
-  if (!helpers.has('mm_pk')) {
-    helpers.add('mm_pk');
-    buildMatmulPacked(c, 'mm_pk');
-  }
+/**
+ * par_run(job, args[8], parts) (the caller's side) and work(gen) (a worker's side) over the shared
+ * ticket: `job` picks the column-split kernel, called as fn(args…, p0, p1) on each claimed chunk.
+ */
+function buildThreading(b: Binaryen, m: Mod, threads: number, parFns: readonly { name: string; args: number }[]): void {
   const I = (v: number) => m.i32.const(v);
-  const NARGS = 6;
   const argAt = (i: number) => m.i32.load(0, 4, I(JOB.args + 4 * i));
+  /** The kernel of the posted job over chunk [s, e). */
+  const dispatch = (f: Fn, s: number, e: number): Expr =>
+    parFns.reduceRight<Expr>(
+      (rest, p, id) => m.if(m.i32.eq(m.i32.load(0, 4, I(JOB.fn)), I(id)), m.call(p.name, [...Array.from({ length: p.args }, (_, i) => argAt(i)), f.get(s), f.get(e)], b.none), rest),
+      m.nop(),
+    );
   /** Claim chunks of generation g until none are left; each done chunk is added to `done`. */
   const claimLoop = (f: Fn, g: () => Expr): Expr => {
     const [t, s, e] = [f.local(b.i32), f.local(b.i32), f.local(b.i32)];
@@ -226,18 +235,19 @@ function buildThreading(b: Binaryen, m: Mod, c: WasmCtx, threads: number, helper
         m.br('claim', m.i32.ne(m.i32.atomic.rmw.cmpxchg(0, I(JOB.ticket), f.get(t), m.i32.add(f.get(t), m.i32.load(0, 4, I(JOB.chunk)))), f.get(t))),
         f.set(e, m.i32.add(f.get(s), m.i32.load(0, 4, I(JOB.chunk)))),
         f.set(e, m.select(m.i32.lt_u(f.get(e), m.i32.load(0, 4, I(JOB.parts))), f.get(e), m.i32.load(0, 4, I(JOB.parts)))),
-        m.call('mm_pk', [...Array.from({ length: NARGS }, (_, i) => argAt(i)), f.get(s), f.get(e)], b.none),
+        dispatch(f, s, e),
         m.drop(m.i32.atomic.rmw.add(0, I(JOB.done), m.i32.sub(f.get(e), f.get(s)))),
         m.br('claim'),
       ])),
     ]);
   };
   // caller: post the job, wake the workers, claim chunks, then wait for the workers' chunks
-  const p = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
+  const p = new Fn(b, m, [b.i32, ...Array.from({ length: PAR_ARGS }, () => b.i32), b.i32]);
   const gen = p.local(b.i32);
-  const PARTS = NARGS;
-  p.finish('par_mm_pk', b.none, [
-    ...Array.from({ length: NARGS }, (_, i) => m.i32.store(0, 4, I(JOB.args + 4 * i), p.get(i))),
+  const PARTS = PAR_ARGS + 1;
+  p.finish('par_run', b.none, [
+    m.i32.store(0, 4, I(JOB.fn), p.get(0)),
+    ...Array.from({ length: PAR_ARGS }, (_, i) => m.i32.store(0, 4, I(JOB.args + 4 * i), p.get(i + 1))),
     m.i32.store(0, 4, I(JOB.parts), p.get(PARTS)),
     m.i32.store(0, 4, I(JOB.chunk), m.select(m.i32.gt_s(m.i32.div_u(p.get(PARTS), I(4 * threads)), I(1)), m.i32.div_u(p.get(PARTS), I(4 * threads)), I(1))),
     m.i32.atomic.store(0, I(JOB.done), I(0)),
@@ -248,7 +258,6 @@ function buildThreading(b: Binaryen, m: Mod, c: WasmCtx, threads: number, helper
     claimLoop(p, p.at(gen)),
     m.block('joined', [m.loop('join', m.br('join', m.i32.lt_u(m.i32.atomic.load(0, I(JOB.done)), p.get(PARTS))))]),
   ]);
-  m.addFunctionExport('par_mm_pk', 'par_mm_pk');
   const w = new Fn(b, m, [b.i32]);
   w.finish('work', b.none, [claimLoop(w, w.at(0))]);
   m.addFunctionExport('work', 'work');

@@ -36,6 +36,8 @@ const HAS_FORM: Readonly<Record<string, (n: Node, body: FusedBody) => boolean>> 
   swiglu: (n, body) => swigluForm(body) !== undefined && f32Operands(n, body),
 };
 export const TABLE_BYTES = 4096;
+/** The slot words end where the threads' job area (emit.ts JOB) begins. */
+const SLOT_BYTES = 3840;
 
 interface PlannedBuffer {
   readonly value: number;
@@ -111,8 +113,8 @@ export interface Layout {
   readonly homes: Map<number, Home>;
   readonly inPlace: Set<number>;
   readonly params: Map<number, ParamHome>;
-  /** matmul node ids whose b operand is read from its packed copy. */
-  readonly packedUse: Set<number>;
+  /** `${node id}:${operand}` of the operands read from their packed copy (matmul transB b; swiglu's W1, W3). */
+  readonly packedUse: Set<string>;
   readonly staticBytes: number;
   readonly slots: number[];
   readonly arenaAt: number;
@@ -120,6 +122,21 @@ export interface Layout {
   readonly scratch: { readonly slot: number; readonly elems: readonly Dim[] } | undefined;
   /** The rope cos/sin tables, one per (base, D), by key (rope-table.ts). */
   readonly ropeTables: ReadonlyMap<string, RopeTable>;
+}
+
+/**
+ * The operands of `u` at which it reads param `p` from a 16-column packed copy: a 2-D f32 [N, K]
+ * weight that is the b of a transB matmul, or W1/W3 of a swiglu the kernel takes. Where `u` also
+ * reads `p` some other way, none (the param is kept row-major for it).
+ */
+function packableAt(u: Node, p: Node): number[] {
+  if (p.type.shape.length !== 2 || p.type.dtype !== 'f32') return [];
+  if (u.op === 'matmul') return u.attrs['transB'] === true && u.inputs[1] === p.id && u.inputs[0] !== p.id ? [1] : [];
+  if (u.op !== 'fused' || u.attrs['pattern'] !== 'swiglu') return [];
+  const form = swigluForm(u.attrs['body'] as FusedBody);
+  if (!form || u.inputs[form.x] === p.id) return [];
+  const at = [form.gate, form.up].filter((i) => u.inputs[i] === p.id);
+  return at.length && u.inputs.every((id, i) => id !== p.id || at.includes(i)) ? at : [];
 }
 
 export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, number>, plan: MemoryPlanLike | undefined, notes: string[]): Layout {
@@ -148,7 +165,7 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
     return a;
   };
   const params = new Map<number, ParamHome>();
-  const packedUse = new Set<number>();
+  const packedUse = new Set<string>();
   const slots: number[] = [];
   for (const n of nodes) {
     if (n.op === 'param') {
@@ -160,13 +177,13 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
       }
       const ph: ParamHome = { node: n };
       for (const u of users.get(n.id) ?? []) {
-        const packable = u.op === 'matmul' && u.attrs['transB'] === true && u.inputs[1] === n.id && u.inputs[0] !== n.id && n.type.shape.length === 2 && n.type.dtype === 'f32';
-        if (packable) {
+        const at = packableAt(u, n);
+        if (at.length) {
           if (!ph.packed) {
             const [N, K] = n.type.shape as [number, number];
             ph.packed = { at: take(Math.ceil(N / 16) * 16 * K * 4), N, K };
           }
-          packedUse.add(u.id);
+          for (const i of at) packedUse.add(`${u.id}:${i}`);
         } else ph.raw ??= take(size * 4);
       }
       ph.raw ??= ph.packed ? undefined : take(size * 4);
@@ -205,7 +222,7 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
       if (!t) ropeTables.set(key, (t = { base: u.base, D: u.D, slot: slots.push(ROPE_ID0 - ropeTables.size) - 1, uses: [] }));
       (t.uses as { offset: Dim; len: Dim }[]).push({ offset: u.offset, len: u.len });
     }
-  if (slots.length * 4 > TABLE_BYTES) throw new InternalError(`wasm backend: ${slots.length} dynamic values do not fit the slot table`);
+  if (slots.length * 4 > SLOT_BYTES) throw new InternalError(`wasm backend: ${slots.length} dynamic values do not fit the slot table`);
   if (plan) checkPlan(nodes, sched, plan, homes, slots, notes);
   return { homes, inPlace, params, packedUse, staticBytes: at, slots, arenaAt, scratch, ropeTables };
 }

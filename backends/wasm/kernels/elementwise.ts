@@ -3,13 +3,15 @@
  * position. f32 values are computed in f64 from the f32 operands (as the interpreter does) and
  * rounded once at the store; i32 values follow the interpreter's truncate-and-wrap rule: add,
  * sub and mul wrap, div truncates toward zero (x/0 is 0, as ToInt32 of ±∞/NaN is), pow goes
- * through Math.pow. exp, log, sin, cos, tanh and pow are imported from JS Math (wasm has no
- * instructions for them): bit-exact with the interpreter, at the cost of a call per element.
+ * through Math.pow. exp (also inside sigmoid and silu) is exp64 (exp.ts), computed in the module:
+ * the hot one, in every SwiGLU and softmax. log, sin, cos, tanh and pow are imported from JS Math
+ * (wasm has no instructions for them): bit-exact with the interpreter, at a call per element.
  */
 import type { Dim } from '../../../graph/dim.js';
 import { isStatic } from '../../../graph/dim.js';
 import type { BinaryOp, UnaryOp } from '../../../graph/ops.js';
 import type { Expr, Thunk } from '../fn.js';
+import { exp64 } from './exp.js';
 import type { WasmCtx, WasmKernel } from './kernel.js';
 
 /** Element strides of an operand read at the output's index (null where it broadcasts). */
@@ -52,6 +54,7 @@ export function unaryF64(c: WasmCtx, op: UnaryOp, x: Thunk): Expr {
   const { m, b } = c;
   const call = (fn: string, v: Expr) => m.call(fn, [v], b.f64);
   const one = () => m.f64.const(1);
+  if (op === 'exp') return call(exp64(c), x());
   if (F64_IMPORT.has(op)) return call(op, x());
   switch (op) {
     case 'neg':
@@ -63,11 +66,11 @@ export function unaryF64(c: WasmCtx, op: UnaryOp, x: Thunk): Expr {
     case 'rsqrt':
       return m.f64.div(one(), m.f64.sqrt(x()));
     case 'sigmoid':
-      return m.f64.div(one(), m.f64.add(one(), call('exp', m.f64.neg(x()))));
+      return m.f64.div(one(), m.f64.add(one(), call(exp64(c), m.f64.neg(x()))));
     case 'relu':
       return m.f64.max(x(), m.f64.const(0));
     case 'silu':
-      return m.f64.div(x(), m.f64.add(one(), call('exp', m.f64.neg(x()))));
+      return m.f64.div(x(), m.f64.add(one(), call(exp64(c), m.f64.neg(x()))));
     case 'gelu': {
       const cube = m.call('pow', [x(), m.f64.const(3)], b.f64);
       const inner = m.f64.mul(m.f64.const(Math.sqrt(2 / Math.PI)), m.f64.add(x(), m.f64.mul(m.f64.const(0.044715), cube)));

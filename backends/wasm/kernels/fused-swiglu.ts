@@ -1,14 +1,17 @@
 /**
  * fused swiglu: act(x·W1ᵀ) ⊙ (x·W3ᵀ) in one pass (act is SiLU for SwiGLU; any unary op is read
- * from the body by the js backend's `swigluForm`). W1 and W3 are [N, K] row-major; for each row
- * of x and each column n, the gate and up dot products run side by side four k at a time (two
- * f32x4 accumulators, summed as mm_nt sums), then out = act(gate)·up. The gate and up
- * projections are never stored.
+ * from the body by the js backend's `swigluForm`). The gate and up projections are never stored.
+ *  - swiglu_pk: W1 and W3 params, repacked into 16-column panels as mm_pk's weights. Pairs of
+ *    rows take half a panel at a time (2 rows × 8 columns × gate and up: 8 f32x4 accumulators);
+ *    a single row (decode) takes the whole panel (gate and up, 4 + 4). Column-split, so threads
+ *    share it. act(gate)·up is formed lane by lane in f64.
+ *  - swiglu_<act>: W1 and W3 row-major (not params): the gate and up dot products side by side
+ *    four k at a time, then out = act(gate)·up.
  */
 import type { Dim } from '../../../graph/dim.js';
 import type { FusedBody, UnaryOp } from '../../../graph/ops.js';
 import { swigluForm } from '../../js/kernels/fused-swiglu.js';
-import { Fn } from '../fn.js';
+import { type Expr, Fn } from '../fn.js';
 import { unaryF64 } from './elementwise.js';
 import type { WasmCtx, WasmKernel } from './kernel.js';
 
@@ -58,8 +61,100 @@ function buildSwiglu(c: WasmCtx, name: string, act: UnaryOp): void {
   ]);
 }
 
+function buildSwigluPacked(c: WasmCtx, name: string, act: UnaryOp): void {
+  const { b, m } = c;
+  const f = new Fn(b, m, Array.from({ length: 9 }, () => b.i32));
+  const [X, G, U, OUT, M, N, K, P0, P1] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const I = (v: number) => m.i32.const(v);
+  const i32 = () => f.local(b.i32);
+  const [p, row, k, h, a0, a1, gp, up, n] = [i32(), i32(), i32(), i32(), i32(), i32(), i32(), i32(), i32()];
+  const acc = Array.from({ length: 8 }, () => f.local(b.v128));
+  const wl = Array.from({ length: 4 }, () => f.local(b.v128));
+  const [s0, s1] = [f.local(b.v128), f.local(b.v128)];
+  const gv = f.local(b.f64);
+  const zero = () => m.v128.const(new Array(16).fill(0));
+  const K4 = () => m.i32.shl(f.get(K), I(2));
+  const inc = (l: number, by: number) => f.set(l, m.i32.add(f.get(l), I(by)));
+  const fma = (accs: readonly number[], sv: number, ws: readonly number[]) => accs.map((a, i) => f.set(a, c.madd(f.get(sv), f.get(ws[i]!), f.get(a))));
+  const loads = (ptr: number, count: number, at: () => Expr = () => I(0)) =>
+    wl.slice(0, count).map((w, i) => f.set(w, m.v128.load(16 * i, 16, m.i32.add(f.get(ptr), at()))));
+  /** out[r, col0 + j] = f32(act(gate_j)) · up_j for the lanes j of `gates`/`ups` inside N. */
+  const epilogue = (r: () => Expr, col0: () => Expr, gates: readonly number[], ups: readonly number[]): Expr[] =>
+    gates.flatMap((g, vi) =>
+      [0, 1, 2, 3].map((l) => {
+        const col = () => m.i32.add(col0(), I(4 * vi + l));
+        return m.if(m.i32.lt_s(col(), f.get(N)), m.block(null, [
+          f.set(gv, m.f64.promote(m.f32x4.extract_lane(f.get(g), l))),
+          f.set(gv, m.f64.promote(m.f32.demote(unaryF64(c, act, f.at(gv))))),
+          m.f32.store(0, 4, m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(r(), f.get(N)), col()), I(2))), m.f32.demote(m.f64.mul(f.get(gv), m.f64.promote(m.f32x4.extract_lane(f.get(ups[vi]!), l))))),
+        ]));
+      }),
+    );
+  const panel = () => m.i32.mul(f.get(p), m.i32.shl(K4(), I(4)));
+  const [g0, g1, u0, u1] = [acc.slice(0, 2), acc.slice(2, 4), acc.slice(4, 6), acc.slice(6, 8)];
+  const half = () => m.i32.shl(f.get(h), I(5));
+  const pair = [
+    f.for(h, I(0), () => I(2), 1, [
+      ...acc.map((a) => f.set(a, zero())),
+      f.set(a0, m.i32.add(f.get(X), m.i32.mul(f.get(row), K4()))),
+      f.set(a1, m.i32.add(f.get(a0), K4())),
+      f.set(gp, m.i32.add(f.get(G), panel())),
+      f.set(up, m.i32.add(f.get(U), panel())),
+      f.for(k, I(0), f.at(K), 1, [
+        f.set(s0, m.v128.load32_splat(0, 4, f.get(a0))),
+        f.set(s1, m.v128.load32_splat(0, 4, f.get(a1))),
+        ...loads(gp, 2, half),
+        ...fma(g0, s0, wl),
+        ...fma(g1, s1, wl),
+        ...loads(up, 2, half),
+        ...fma(u0, s0, wl),
+        ...fma(u1, s1, wl),
+        inc(a0, 4),
+        inc(a1, 4),
+        inc(gp, 64),
+        inc(up, 64),
+      ]),
+      ...epilogue(f.at(row), () => m.i32.add(f.get(n), m.i32.shl(f.get(h), I(3))), g0, u0),
+      ...epilogue(() => m.i32.add(f.get(row), I(1)), () => m.i32.add(f.get(n), m.i32.shl(f.get(h), I(3))), g1, u1),
+    ]),
+  ];
+  const [gs, us] = [acc.slice(0, 4), acc.slice(4)];
+  const single = [
+    ...acc.map((a) => f.set(a, zero())),
+    f.set(a0, m.i32.add(f.get(X), m.i32.mul(f.get(row), K4()))),
+    f.set(gp, m.i32.add(f.get(G), panel())),
+    f.set(up, m.i32.add(f.get(U), panel())),
+    f.for(k, I(0), f.at(K), 1, [
+      f.set(s0, m.v128.load32_splat(0, 4, f.get(a0))),
+      ...loads(gp, 4),
+      ...fma(gs, s0, wl),
+      ...loads(up, 4),
+      ...fma(us, s0, wl),
+      inc(a0, 4),
+      inc(gp, 64),
+      inc(up, 64),
+    ]),
+    ...epilogue(f.at(row), f.at(n), gs, us),
+  ];
+  f.finish(name, b.none, [
+    f.for(p, f.get(P0), f.at(P1), 1, [
+      f.set(n, m.i32.shl(f.get(p), I(4))),
+      f.set(row, I(0)),
+      m.block('rows', [m.loop('pairs', m.block(null, [m.br('rows', m.i32.gt_s(m.i32.add(f.get(row), I(2)), f.get(M))), ...pair, inc(row, 2), m.br('pairs')]))]),
+      m.if(m.i32.lt_s(f.get(row), f.get(M)), m.block(null, single)),
+    ]),
+  ]);
+}
+
 export const swigluKernel: WasmKernel = (c) => {
   const form = swigluForm(c.node.attrs['body'] as FusedBody)!;
+  if (c.packed(form.gate) && c.packed(form.up)) {
+    const name = `swiglu_pk_${form.act}`;
+    const fn = c.helper(name, () => buildSwigluPacked(c, name, form.act));
+    const xs = c.types[form.x]!.shape;
+    const N = c.types[form.gate]!.shape[0] as number;
+    return [c.parallel(fn, [c.in(form.x), c.in(form.gate), c.in(form.up), c.out(), c.numel(xs.slice(0, -1)), c.m.i32.const(N), c.dim(xs.at(-1)!)], Math.ceil(N / 16))];
+  }
   const fn = c.helper(`swiglu_${form.act}`, () => buildSwiglu(c, `swiglu_${form.act}`, form.act));
   const xs = c.types[form.x]!.shape;
   const N = (c.types[form.gate]!.shape as Dim[])[0]!;

@@ -21,7 +21,7 @@ export interface WasmCtx {
   /** Byte address of the result / of operand i. */
   out(): Expr;
   in(i: number): Expr;
-  /** Operand i is a param read from its 16-column packed copy (matmul transB only). */
+  /** Operand i is a param read from its 16-column packed copy (matmul transB b; swiglu W1, W3). */
   packed(i: number): boolean;
   /** Byte address of the scratch area the host reserves for kernels that need one (rope_qk). */
   scratch(): Expr;

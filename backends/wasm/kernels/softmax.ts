@@ -1,7 +1,8 @@
 /**
  * softmax along an axis: the lane's max, then e = exp(x − max) (stored in the result as f32)
- * summed in f64, then each e divided by the sum. exp is JS Math.exp (imported).
+ * summed in f64, then each e divided by the sum. exp is exp64 (exp.ts), in the module.
  */
+import { exp64 } from './exp.js';
 import type { WasmKernel } from './kernel.js';
 import { axisOf } from './kernel.js';
 import { laneAt, lanes } from './lanes.js';
@@ -18,7 +19,7 @@ export const softmaxKernel: WasmKernel = (c) => {
       f.for(k, m.i32.const(0), len, 1, [f.set(mx, m.f64.max(f.get(mx), x()))]),
       f.set(s, m.f64.const(0)),
       f.for(k, m.i32.const(0), len, 1, [
-        f.set(e, m.call('exp', [m.f64.sub(x(), f.get(mx))], b.f64)),
+        f.set(e, m.call(exp64(c), [m.f64.sub(x(), f.get(mx))], b.f64)),
         f.set(s, m.f64.add(f.get(s), f.get(e))),
         m.f32.store(0, 4, outAt(), m.f32.demote(f.get(e))),
       ]),
