@@ -58,8 +58,8 @@ export interface Executable {
   readonly source?: string;
   /**
    * The device it runs on, where a backend has a choice (gpu: 'headlessgl' or 'webgpu' in Node).
-   * gpu: weights live on the device; inputs and state go up each run, and the outputs (logits,
-   * and `state:<name>` read back into the caller's state buffers) come back.
+   * gpu: weights and the KV state live on the device; inputs go up each run, and only the logits
+   * and the state rows a run wrote (into the caller's state buffers) come back.
    */
   readonly device?: string;
   /** The compiled binary, where the backend makes one (wasm: the module whose text is `source`). */
