@@ -1,7 +1,7 @@
 /**
  * Prepares what examples/web/ loads: a compiled model, its weights and a prompt.
  *
- *   node --import tsx scripts/build-web.ts --model preset:tiny --out examples/web/dist [--serve]
+ *   node --import binaryen --import tsx scripts/build-web.ts --model preset:tiny --out examples/web/dist [--serve]
  *
  * The folder holds
  *   manifest.json        model, prompt, steps, symbols, the KV state shapes, the weights' table
@@ -11,9 +11,11 @@
  *   weights.bin          every param, row-major, at its offset (little-endian f32 / i32)
  *   <backend>/prefill.js the program with `seq` symbolic (the whole prompt in one step)
  *   <backend>/decode.js  the same step graph compiled for seq = 1
+ *   wasm/…               besides those two entry modules: each program's manifest and module
+ *                        (plain and relaxed SIMD), and host.js, the shared host (web-wasm.ts)
  *
  * The step graph and both compilations are the runtime's (Session: PIPELINE with insert-kv-cache
- * and lastLogitsOnly); each backend's `executable.source` is its standalone module.
+ * and lastLogitsOnly); js and gpu's `executable.source` is their standalone module.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -75,24 +77,35 @@ export interface WebBuild {
 }
 
 /** Backends that cannot run in the page yet, and why. */
-const NOT_IN_BROWSER: Readonly<Record<string, string>> = {
-  wasm: "the wasm backend's executable is a WebAssembly binary whose host side (memory layout, symbols, state) lives in backends/wasm/index.ts; it has no standalone module for a page yet",
-};
+const NOT_IN_BROWSER: Readonly<Record<string, string>> = {};
 
-/** A backend's standalone module for a program (no device needed: only the source is kept). */
-type EmitSource = (program: Graph, opts: CompileOptions) => Promise<string>;
+/** The files of one program under `<backend>/`, by name; `<stem>.js` is the module the page imports. */
+type EmitFiles = (program: Graph, opts: CompileOptions, stem: string) => Promise<Record<string, string | Uint8Array>>;
+/** How a backend's programs are written, and files its programs share (written once). */
+interface WebBackend {
+  readonly files: EmitFiles;
+  readonly shared?: () => Promise<Record<string, string>>;
+}
+const sourceOnly = (emit: (program: Graph, opts: CompileOptions) => Promise<string>): WebBackend => ({
+  files: async (program, opts, stem) => ({ [`${stem}.js`]: await emit(program, opts) }),
+});
 
 /** How each backend's modules are produced; a backend missing here cannot run in the page. */
-const WEB_BACKENDS: Readonly<Record<string, () => Promise<EmitSource>>> = {
-  js: async () => async (program, opts) => {
-    const exe = await jsBackend.compile(program, opts);
-    if (!exe.source) throw new KilnError('K1019', 'the js backend gave no standalone module (executable.source)');
-    return exe.source;
-  },
+const WEB_BACKENDS: Readonly<Record<string, () => Promise<WebBackend>>> = {
+  js: async () =>
+    sourceOnly(async (program, opts) => {
+      const exe = await jsBackend.compile(program, opts);
+      if (!exe.source) throw new KilnError('K1019', 'the js backend gave no standalone module (executable.source)');
+      return exe.source;
+    }),
   // Compiling through gpuBackend() would open a Node device (headless-gl or Dawn); the page brings its own.
   gpu: async () => {
     const { emitModule } = (await import('../backends/gpu/emit.js' as string)) as { emitModule(g: Graph, o: CompileOptions): { source: string } };
-    return async (program, opts) => emitModule(program, opts).source;
+    return sourceOnly(async (program, opts) => emitModule(program, opts).source);
+  },
+  wasm: async () => {
+    const { webWasmFiles, bundleWasmHost } = await import('./web-wasm.js');
+    return { files: webWasmFiles, shared: async () => ({ 'host.js': await bundleWasmHost() }) };
   },
 };
 
@@ -131,9 +144,9 @@ export async function buildWeb(opts: WebBuildOptions): Promise<WebBuild> {
   for (const name of wanted) {
     const make = Object.hasOwn(WEB_BACKENDS, name) ? WEB_BACKENDS[name] : undefined;
     if (!make) throw new KilnError('K1016', `the web page has no ${name} backend${Object.hasOwn(NOT_IN_BROWSER, name) ? ` (${NOT_IN_BROWSER[name]})` : ''}; it has ${Object.keys(WEB_BACKENDS).join(', ')}`);
-    let emit: EmitSource;
+    let web: WebBackend;
     try {
-      emit = await make();
+      web = await make();
     } catch (e) {
       // Without an explicit list, a backend that is not there yet is left out (and said so).
       if (opts.backends) throw e;
@@ -141,9 +154,13 @@ export async function buildWeb(opts: WebBuildOptions): Promise<WebBuild> {
       console.error(`build-web: skipping the ${name} backend: ${(e as Error).message}`);
       continue;
     }
+    const files = {
+      ...(await web.shared?.()),
+      ...(await web.files(program, {}, 'prefill')),
+      ...(await web.files(program, { specialize: { [seqSymbol]: 1 } }, 'decode')),
+    };
     mkdirSync(join(opts.out, name), { recursive: true });
-    writeFileSync(join(opts.out, name, 'prefill.js'), await emit(program, {}));
-    writeFileSync(join(opts.out, name, 'decode.js'), await emit(program, { specialize: { [seqSymbol]: 1 } }));
+    for (const [file, body] of Object.entries(files)) writeFileSync(join(opts.out, name, file), body);
     backends[name] = { prefill: `${name}/prefill.js`, decode: `${name}/decode.js` };
   }
 

@@ -4,7 +4,7 @@
  * runs the page on each backend and device it has, and the greedy tokens must equal the js
  * backend's in Node — computed here by a Session of its own, not read from the build.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,7 @@ interface KilnResult {
   backend: string;
   device: string | null;
   kernel: string | null;
+  ranOn?: string | null;
   tokens: number[];
   perTokenMs: number;
 }
@@ -34,10 +35,12 @@ let build: WebBuild;
 let server: PageServer;
 let browser: Browser;
 let expected: number[];
+/** The median decode step of each page run that succeeded, by query: printed at the end. */
+const perToken: Record<string, number> = {};
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kiln-web-'));
-  build = await buildWeb({ model: 'preset:tiny', out: dir, seed: 7, prompt: PROMPT, steps: STEPS, backends: ['js', 'gpu'] });
+  build = await buildWeb({ model: 'preset:tiny', out: dir, seed: 7, prompt: PROMPT, steps: STEPS, backends: ['js', 'gpu', 'wasm'] });
   // The reference, independently of the build: a Session on the js backend with the same weights.
   const session = await Session.create(build.graph, { backend: jsBackend, weights: build.weights, maxSeqLen: build.manifest.maxSeqLen });
   expected = [];
@@ -47,6 +50,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  if (Object.keys(perToken).length) console.log(`browser ms/token (median decode step), preset:tiny: ${Object.entries(perToken).map(([q, v]) => `${q} ${v.toFixed(2)}`).join(', ')}`);
   await browser?.close();
   await server?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -70,6 +74,7 @@ async function runPage(query: string, initScript?: string): Promise<{ result: Ki
       throw new Error(`the page (?${query}) set no window.kilnResult within ${PAGE_TIMEOUT_MS} ms; status: ${await page.textContent('#status')}; console:\n${logs.join('\n')}`);
     }
     const result = (await page.evaluate(() => (globalThis as { kilnResult?: unknown }).kilnResult)) as KilnResult;
+    if (result.ok) perToken[query] = result.perTokenMs;
     return { result, logs };
   } finally {
     await page.close();
@@ -82,6 +87,10 @@ describe('examples/web in headless Chromium', () => {
     expect(m.prompt).toEqual(PROMPT);
     expect(m.backends['js']).toEqual({ prefill: 'js/prefill.js', decode: 'js/decode.js' });
     expect(m.backends['gpu']).toEqual({ prefill: 'gpu/prefill.js', decode: 'gpu/decode.js' });
+    expect(m.backends['wasm']).toEqual({ prefill: 'wasm/prefill.js', decode: 'wasm/decode.js' });
+    for (const f of ['host.js', 'prefill.json', 'prefill.wasm', 'prefill.relaxed.wasm', 'decode.json', 'decode.wasm', 'decode.relaxed.wasm']) expect(existsSync(join(dir, 'wasm', f)), f).toBe(true);
+    // the host is the platform-free host.ts, bundled: nothing of Node's survives in it
+    expect(readFileSync(join(dir, 'wasm', 'host.js'), 'utf8')).not.toMatch(/from ["']node:/);
     expect(m.weights.length).toBe(Object.keys(build.weights).length);
     expect(m.states.map((s) => s.name)).toEqual(['cache.k.0', 'cache.v.0', 'cache.k.1', 'cache.v.1']);
     expect(m.reference).toEqual(expected);
@@ -108,6 +117,15 @@ describe('examples/web in headless Chromium', () => {
     expect(server.missing).toEqual([]);
   });
 
+  it('wasm backend: the same greedy tokens, through the shared host with one thread', async () => {
+    const { result, logs } = await runPage('backend=wasm');
+    expect(result.ok, `${result.error}\n${logs.join('\n')}`).toBe(true);
+    // Chromium has relaxed SIMD, so the page takes the relaxed module
+    expect(result.ranOn).toBe('relaxed SIMD, 1 thread');
+    expect(result.tokens).toEqual(expected);
+    expect(server.missing).toEqual([]);
+  });
+
   it('gpu backend: a browser without WebGL2 makes the page fail loudly, never run on CPU kernels', async () => {
     // gpu.js's automatic mode would quietly take its CPU kernels here; the page asks for webgl2
     // explicitly and checks the kernel class it got.
@@ -119,11 +137,9 @@ describe('examples/web in headless Chromium', () => {
     expect(result.error).toMatch(/webgl2|WebGL2Kernel/);
   });
 
-  it('a backend the build lacks is reported on the page with the reason, not hung on', async () => {
-    const { result } = await runPage('backend=wasm');
+  it('a backend the build lacks is reported on the page, not hung on', async () => {
+    const { result } = await runPage('backend=nosuch');
     expect(result.ok).toBe(false);
-    expect(result.error).toMatch(/^this build has no wasm backend: .*no standalone module/);
-    const other = await runPage('backend=nosuch');
-    expect(other.result.error).toMatch(/^this build has no nosuch backend; it has js/);
+    expect(result.error).toMatch(/^this build has no nosuch backend; it has js, gpu, wasm/);
   });
 });

@@ -1,6 +1,7 @@
 // kiln in the browser: load a compiled model (scripts/build-web.ts wrote it into dist/), run the
 // prompt through the prefill program, then one decode step per token, greedily. Plain JavaScript
-// with no build step; the backend's modules are the ones `kiln compile` writes.
+// with no build step; js and gpu's modules are the ones `kiln compile` writes, wasm's load their
+// module and its manifest through the shared host (dist/wasm/host.js).
 //
 // URL query: ?backend=js | ?backend=gpu&device=webgl2|webgpu | ?backend=wasm, &steps=N, &dist=PATH
 // The result (or the error) is put on window.kilnResult, which the end-to-end test waits for.
@@ -104,8 +105,9 @@ async function main() {
   const base = new URL(dist, location.href);
   const [pre, dec] = await Promise.all([import(new URL(files.prefill, base).href), import(new URL(files.decode, base).href)]);
   const opts = await modelOptions();
-  const prefill = pre.createModel(opts);
-  const decode = dec.createModel(opts);
+  // The wasm backend's createModel fetches and compiles its module: it returns a promise.
+  const prefill = await pre.createModel(opts);
+  const decode = await dec.createModel(opts);
   await prefill.setWeights(weights);
   await decode.setWeights(weights);
   const tLoad = performance.now();
@@ -141,16 +143,18 @@ async function main() {
   const perToken = times.length ? [...times].sort((a, b) => a - b)[times.length >> 1] : 0;
   // Read after running, for the same reason.
   const kernel = checkKernels([prefill, decode]);
+  // The wasm host says what it runs on: relaxed SIMD or plain SIMD128, and its threads.
+  const ranOn = backend === 'wasm' ? prefill.device : null;
 
   const matches = tokens.every((x, i) => x === manifest.reference[i]);
   showTokens(manifest, tokens);
-  $('backend').textContent = `${backend}${device ? ` on ${device}` : ''}${kernel ? ` — kernels: ${kernel}` : ''}`;
+  $('backend').textContent = `${backend}${device ? ` on ${device}` : ''}${kernel ? ` — kernels: ${kernel}` : ''}${ranOn ? ` — ${ranOn}` : ''}`;
   const built = backend === 'gpu' ? ', building its kernels' : '';
   $('timings').textContent = `load ${ms(tLoad - t0)} · prefill of ${manifest.prompt.length} tokens ${ms(prefillMs)}${built} · decode ${ms(perToken)}/token, median (${(perToken ? 1000 / perToken : 0).toFixed(1)} tokens/s) · ${steps - 1} decode steps ${ms(decodeMs)} in all${backend === 'gpu' ? ' (the first builds its kernels)' : ''}`;
   $('verdict').textContent = matches ? `✓ same ${tokens.length} tokens as the js backend in Node` : '✗ differs from the js backend in Node (marked in red)';
   $('verdict').className = matches ? 'ok' : 'bad';
   status('done');
-  window.kilnResult = { ok: true, backend, device, kernel, tokens, reference: manifest.reference, matches, prefillMs, decodeMs, perTokenMs: perToken, loadMs: tLoad - t0 };
+  window.kilnResult = { ok: true, backend, device, kernel, ranOn, tokens, reference: manifest.reference, matches, prefillMs, decodeMs, perTokenMs: perToken, loadMs: tLoad - t0 };
 }
 
 for (const a of document.querySelectorAll('nav a')) if (a.search === location.search || (!location.search && a.search === '?backend=js')) a.className = 'current';

@@ -97,7 +97,10 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
         const header = `;; ${stem}.wat — kiln compile ${spec} --backend ${backend.name}\n;; ${m.what}.\n`;
         writeOutputFile(join(opts.out, `${stem}.wasm`), m.exe.binary);
         writeOutputFile(join(opts.out, `${stem}.wat`), header + (m.exe.source ?? ''));
-        process.stderr.write(`wrote ${join(opts.out, `${stem}.wasm`)} and ${stem}.wat\n`);
+        // The manifest: what backends/wasm/host.ts needs to run the module anywhere (loadWasm).
+        const manifest = (m.exe as { manifest?: unknown }).manifest;
+        if (manifest !== undefined) writeOutputFile(join(opts.out, `${stem}.json`), JSON.stringify(manifest));
+        process.stderr.write(`wrote ${join(opts.out, `${stem}.wasm`)}, ${stem}.wat${manifest !== undefined ? ` and ${stem}.json (its manifest)` : ''}\n`);
         continue;
       }
       const name = `${stem}.js`;
