@@ -246,6 +246,29 @@ describe('wasm backend specifics', () => {
   });
 });
 
+describe('wasm: tiled matmuls over unpacked operands', () => {
+  // mm_nn (4×8 tiles) and mm_nt (2×4 tiles, K a multiple of 4) with their edges: batched, as attention runs them.
+  it('match the interpreter at sizes around the tiles, both layouts, 1 and 2 threads', async () => {
+    for (const [M, N, K] of [
+      [4, 8, 4],
+      [9, 19, 8],
+      [3, 5, 7],
+      [6, 12, 12],
+      [1, 9, 1],
+    ] as const)
+      for (const transB of [false, true]) {
+        const b = new GraphBuilder(`mm ${M}x${N}x${K}${transB ? ' transB' : ''}`);
+        const x = b.add('input', [], { name: 'a', dtype: 'f32', shape: [2, M, K] });
+        const y = b.add('input', [], { name: 'b', dtype: 'f32', shape: transB ? [2, N, K] : [2, K, N] });
+        b.output('y', b.add('matmul', [x, y], { transB }));
+        for (const [, backend] of BACKENDS) {
+          const r = await checkBackend(backend, b.build(), { seed: M * N + K });
+          expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
+        }
+      }
+  });
+});
+
 describe('wasm: swiglu over packed weights', () => {
   // swiglu_pk: pairs of rows take half panels, a last odd row the whole panel; N not a multiple of 16.
   it('matches the interpreter at odd sizes on 1 and 2 threads, and reads W1/W3 packed', async () => {

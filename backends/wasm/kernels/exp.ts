@@ -2,8 +2,9 @@
  * exp in f64 inside the module: a host call per element (Math.exp through the import) cost more
  * than the arithmetic in silu and softmax. Cody–Waite reduction x = k·ln2 + r, |r| ≤ ln2/2, then
  * a degree-13 Taylor polynomial (truncation < 1e-17 relative) and 2^k built from its bits. Within a
- * few ulp of Math.exp, so values rounded to f32 match the js backend's but for rare ties. Outside
- * [−708, 709] (subnormal or infinite results) and for NaN it defers to the host's Math.exp.
+ * few ulp of Math.exp, so values rounded to f32 match the js backend's but for rare ties. Below
+ * −746 it is 0 (as Math.exp); elsewhere outside [−708, 709] (subnormal or infinite results) and
+ * for NaN it defers to the host's Math.exp.
  */
 import { Fn } from '../fn.js';
 import type { WasmCtx } from './kernel.js';
@@ -23,6 +24,8 @@ export function exp64(c: WasmCtx): string {
     for (let n = TERMS - 1; n >= 0; n--) poly = m.f64.add(m.f64.mul(poly, f.get(r)), m.f64.const(1 / factorial(n)));
     const inRange = m.i32.and(m.f64.ge(x(), m.f64.const(-708)), m.f64.le(x(), m.f64.const(709)));
     f.finish('exp64', b.f64, [
+      // below −746 (−∞ included: a causal mask's entries) Math.exp is exactly 0
+      m.if(m.f64.lt(x(), m.f64.const(-746)), m.return(m.f64.const(0))),
       m.if(m.i32.eqz(inRange), m.return(m.call('exp', [x()], b.f64))),
       f.set(k, m.f64.nearest(m.f64.mul(x(), m.f64.const(Math.LOG2E)))),
       f.set(r, m.f64.sub(m.f64.sub(x(), m.f64.mul(f.get(k), m.f64.const(LN2_HI))), m.f64.mul(f.get(k), m.f64.const(LN2_LO)))),

@@ -2,9 +2,10 @@
  * fused swiglu: act(x·W1ᵀ) ⊙ (x·W3ᵀ) in one pass (act is SiLU for SwiGLU; any unary op is read
  * from the body by the js backend's `swigluForm`). The gate and up projections are never stored.
  *  - swiglu_pk: W1 and W3 params, repacked into 16-column panels as mm_pk's weights. Pairs of
- *    rows take half a panel at a time (2 rows × 8 columns × gate and up: 8 f32x4 accumulators);
- *    a single row (decode) takes the whole panel (gate and up, 4 + 4). Column-split, so threads
- *    share it. act(gate)·up is formed lane by lane in f64.
+ *    rows run mm_pk's 2×16 tile over the gate panel, park f32(act(gate)) in the output, then run
+ *    the tile over the up panel and multiply; a single row (decode) takes gate and up side by side
+ *    (4 + 4 accumulators) and forms act(gate)·up lane by lane in f64. Column-split, so threads
+ *    share it.
  *  - swiglu_<act>: W1 and W3 row-major (not params): the gate and up dot products side by side
  *    four k at a time, then out = act(gate)·up.
  */
@@ -67,7 +68,7 @@ function buildSwigluPacked(c: WasmCtx, name: string, act: UnaryOp): void {
   const [X, G, U, OUT, M, N, K, P0, P1] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const I = (v: number) => m.i32.const(v);
   const i32 = () => f.local(b.i32);
-  const [p, row, k, h, a0, a1, gp, up, n] = [i32(), i32(), i32(), i32(), i32(), i32(), i32(), i32(), i32()];
+  const [p, row, k, a0, a1, gp, up, n] = [i32(), i32(), i32(), i32(), i32(), i32(), i32(), i32()];
   const acc = Array.from({ length: 8 }, () => f.local(b.v128));
   const wl = Array.from({ length: 4 }, () => f.local(b.v128));
   const [s0, s1] = [f.local(b.v128), f.local(b.v128)];
@@ -91,33 +92,46 @@ function buildSwigluPacked(c: WasmCtx, name: string, act: UnaryOp): void {
       }),
     );
   const panel = () => m.i32.mul(f.get(p), m.i32.shl(K4(), I(4)));
-  const [g0, g1, u0, u1] = [acc.slice(0, 2), acc.slice(2, 4), acc.slice(4, 6), acc.slice(6, 8)];
-  const half = () => m.i32.shl(f.get(h), I(5));
-  const pair = [
-    f.for(h, I(0), () => I(2), 1, [
-      ...acc.map((a) => f.set(a, zero())),
-      f.set(a0, m.i32.add(f.get(X), m.i32.mul(f.get(row), K4()))),
-      f.set(a1, m.i32.add(f.get(a0), K4())),
-      f.set(gp, m.i32.add(f.get(G), panel())),
-      f.set(up, m.i32.add(f.get(U), panel())),
-      f.for(k, I(0), f.at(K), 1, [
-        f.set(s0, m.v128.load32_splat(0, 4, f.get(a0))),
-        f.set(s1, m.v128.load32_splat(0, 4, f.get(a1))),
-        ...loads(gp, 2, half),
-        ...fma(g0, s0, wl),
-        ...fma(g1, s1, wl),
-        ...loads(up, 2, half),
-        ...fma(u0, s0, wl),
-        ...fma(u1, s1, wl),
-        inc(a0, 4),
-        inc(a1, 4),
-        inc(gp, 64),
-        inc(up, 64),
-      ]),
-      ...epilogue(f.at(row), () => m.i32.add(f.get(n), m.i32.shl(f.get(h), I(3))), g0, u0),
-      ...epilogue(() => m.i32.add(f.get(row), I(1)), () => m.i32.add(f.get(n), m.i32.shl(f.get(h), I(3))), g1, u1),
+  const [lo, hi] = [acc.slice(0, 4), acc.slice(4)];
+  const outAt = (r: () => Expr, l: number) => m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(r(), f.get(N)), m.i32.add(f.get(n), I(l))), I(2)));
+  const r1 = () => m.i32.add(f.get(row), I(1));
+  /** A 2×16 tile of x·Wᵀ over the panel at `w` into lo (row) and hi (row + 1). */
+  const tile = (w: number) => [
+    ...acc.map((a) => f.set(a, zero())),
+    f.set(a0, m.i32.add(f.get(X), m.i32.mul(f.get(row), K4()))),
+    f.set(a1, m.i32.add(f.get(a0), K4())),
+    f.set(gp, m.i32.add(f.get(w), panel())),
+    f.for(k, I(0), f.at(K), 1, [
+      ...loads(gp, 4),
+      f.set(s0, m.v128.load32_splat(0, 4, f.get(a0))),
+      f.set(s1, m.v128.load32_splat(0, 4, f.get(a1))),
+      ...fma(lo, s0, wl),
+      ...fma(hi, s1, wl),
+      inc(a0, 4),
+      inc(a1, 4),
+      inc(gp, 64),
     ]),
   ];
+  /** Lane by lane inside N: out ← f32(act(gate)) (the gate tile parks in the output). */
+  const parkAct = (r: () => Expr, vs: readonly number[]) =>
+    vs.flatMap((v, vi) =>
+      [0, 1, 2, 3].map((l) =>
+        m.if(m.i32.lt_s(m.i32.add(f.get(n), I(4 * vi + l)), f.get(N)), m.block(null, [
+          f.set(gv, m.f64.promote(m.f32x4.extract_lane(f.get(v), l))),
+          m.f32.store(0, 4, outAt(r, 4 * vi + l), m.f32.demote(unaryF64(c, act, f.at(gv)))),
+        ])),
+      ),
+    );
+  /** out ← out · up (an f32 product: the f64 product of two f32 rounded once is the same). */
+  const timesUp = (r: () => Expr, vs: readonly number[]) =>
+    m.if(
+      m.i32.le_s(m.i32.add(f.get(n), I(16)), f.get(N)),
+      m.block(null, vs.map((v, vi) => m.v128.store(0, 4, outAt(r, 4 * vi), m.f32x4.mul(m.v128.load(0, 4, outAt(r, 4 * vi)), f.get(v))))),
+      m.block(null, vs.flatMap((v, vi) => [0, 1, 2, 3].map((l) =>
+        m.if(m.i32.lt_s(m.i32.add(f.get(n), I(4 * vi + l)), f.get(N)), m.f32.store(0, 4, outAt(r, 4 * vi + l), m.f32.mul(m.f32.load(0, 4, outAt(r, 4 * vi + l)), m.f32x4.extract_lane(f.get(v), l)))),
+      ))),
+    );
+  const pair = [...tile(G), ...parkAct(f.at(row), lo), ...parkAct(r1, hi), ...tile(U), timesUp(f.at(row), lo), timesUp(r1, hi)];
   const [gs, us] = [acc.slice(0, 4), acc.slice(4)];
   const single = [
     ...acc.map((a) => f.set(a, zero())),

@@ -6,8 +6,8 @@
  *    tile (8 f32x4 accumulators) for pairs of rows; a single row (decode's matvec) runs 1×16 with
  *    even and odd k in separate accumulators (8 chains, so the multiply-adds overlap). Panels
  *    [p0, p1) only, so that threads can split the columns.
- *  - mm_nn: b [K, N] row-major: four columns at a time, a[m, k] splatted.
- *  - mm_nt: b [N, K] not packed (attention scores): dot products four k at a time.
+ *  - mm_nn: b [K, N] row-major (attention's probabilities · V): 4×8 outer-product tiles.
+ *  - mm_nt: b [N, K] not packed (attention scores): 2×4 dot-product tiles, four k at a time.
  * Batch dims that broadcast walk a loop nest; a 2-D b folds a's batch into M.
  */
 import type { Dim } from '../../../graph/dim.js';
@@ -89,20 +89,21 @@ export function buildMatmulPacked(c: WasmCtx, name: string): void {
   ]);
 }
 
-export function buildMatmulNN(c: WasmCtx, name: string): void {
+/** mm_nn_edge: out[r, n] for r in [R0, R1), n in [N0, N1): four columns at a time, a[r, k] splatted, then one at a time. */
+function buildNnEdge(c: WasmCtx, name: string): void {
   const { b, m } = c;
-  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
-  const [A, B, OUT, M, N, K] = [0, 1, 2, 3, 4, 5];
+  const f = new Fn(b, m, Array.from({ length: 10 }, () => b.i32));
+  const [A, B, OUT, , N, K, R0, R1, N0, N1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const [row, n, k, acc, s] = [f.local(b.i32), f.local(b.i32), f.local(b.i32), f.local(b.v128), f.local(b.f32)];
   const aAt = () => m.i32.add(f.get(A), m.i32.shl(m.i32.add(m.i32.mul(f.get(row), f.get(K)), f.get(k)), m.i32.const(2)));
   const bAt = () => m.i32.add(f.get(B), m.i32.shl(m.i32.add(m.i32.mul(f.get(k), f.get(N)), f.get(n)), m.i32.const(2)));
   const oAt = () => m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(f.get(row), f.get(N)), f.get(n)), m.i32.const(2)));
   f.finish(name, b.none, [
-    f.for(row, m.i32.const(0), f.at(M), 1, [
-      f.set(n, m.i32.const(0)),
+    f.for(row, f.get(R0), f.at(R1), 1, [
+      f.set(n, f.get(N0)),
       m.block('vec', [
         m.loop('cols', m.block(null, [
-          m.br('vec', m.i32.gt_s(m.i32.add(f.get(n), m.i32.const(4)), f.get(N))),
+          m.br('vec', m.i32.gt_s(m.i32.add(f.get(n), m.i32.const(4)), f.get(N1))),
           f.set(acc, m.v128.const(new Array(16).fill(0))),
           f.for(k, m.i32.const(0), f.at(K), 1, [f.set(acc, c.madd(m.v128.load32_splat(0, 4, aAt()), m.v128.load(0, 4, bAt()), f.get(acc)))]),
           m.v128.store(0, 4, oAt(), f.get(acc)),
@@ -110,7 +111,7 @@ export function buildMatmulNN(c: WasmCtx, name: string): void {
           m.br('cols'),
         ])),
       ]),
-      f.for(n, f.get(n), f.at(N), 1, [
+      f.for(n, f.get(n), f.at(N1), 1, [
         f.set(s, m.f32.const(0)),
         f.for(k, m.i32.const(0), f.at(K), 1, [f.set(s, m.f32.add(f.get(s), m.f32.mul(m.f32.load(0, 4, aAt()), m.f32.load(0, 4, bAt()))))]),
         m.f32.store(0, 4, oAt(), f.get(s)),
@@ -119,17 +120,61 @@ export function buildMatmulNN(c: WasmCtx, name: string): void {
   ]);
 }
 
-export function buildMatmulNT(c: WasmCtx, name: string): void {
+/**
+ * mm_nn: b [K, N] row-major (attention's probabilities · V). 4 rows × 8 columns at a time: per k,
+ * four a[r, k] splatted and two vectors of b's row k, 8 f32x4 accumulators; the rows and columns
+ * left over take mm_nn_edge.
+ */
+export function buildMatmulNN(c: WasmCtx, name: string): void {
   const { b, m } = c;
+  const edge = c.helper('mm_nn_edge', () => buildNnEdge(c, 'mm_nn_edge'));
   const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
   const [A, B, OUT, M, N, K] = [0, 1, 2, 3, 4, 5];
+  const I = (v: number) => m.i32.const(v);
+  const i32 = () => f.local(b.i32);
+  const [row, n, k, ap, bp, mT, nT] = [i32(), i32(), i32(), i32(), i32(), i32(), i32()];
+  const acc = Array.from({ length: 8 }, () => f.local(b.v128));
+  const sv = Array.from({ length: 4 }, () => f.local(b.v128));
+  const bv = [f.local(b.v128), f.local(b.v128)];
+  const K4 = () => m.i32.shl(f.get(K), I(2));
+  const N4 = () => m.i32.shl(f.get(N), I(2));
+  const outAt = (i: number) => m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(m.i32.add(f.get(row), I(i)), f.get(N)), f.get(n)), I(2)));
+  const tile = [
+    ...acc.map((a) => f.set(a, m.v128.const(new Array(16).fill(0)))),
+    f.set(ap, m.i32.add(f.get(A), m.i32.mul(f.get(row), K4()))),
+    f.set(bp, m.i32.add(f.get(B), m.i32.shl(f.get(n), I(2)))),
+    f.for(k, I(0), f.at(K), 1, [
+      f.set(bv[0]!, m.v128.load(0, 4, f.get(bp))),
+      f.set(bv[1]!, m.v128.load(16, 4, f.get(bp))),
+      ...sv.map((v, i) => f.set(v, m.v128.load32_splat(0, 4, m.i32.add(f.get(ap), m.i32.mul(I(i), K4()))))),
+      ...sv.flatMap((v, i) => bv.map((w, j) => f.set(acc[2 * i + j]!, c.madd(f.get(v), f.get(w), f.get(acc[2 * i + j]!))))),
+      f.set(ap, m.i32.add(f.get(ap), I(4))),
+      f.set(bp, m.i32.add(f.get(bp), N4())),
+    ]),
+    ...[0, 1, 2, 3].flatMap((i) => [m.v128.store(0, 4, outAt(i), f.get(acc[2 * i]!)), m.v128.store(16, 4, outAt(i), f.get(acc[2 * i + 1]!))]),
+  ];
+  const call = (r0: Expr, r1: Expr, n0: Expr, n1: Expr) => m.call(edge, [f.get(A), f.get(B), f.get(OUT), f.get(M), f.get(N), f.get(K), r0, r1, n0, n1], b.none);
+  f.finish(name, b.none, [
+    f.set(mT, m.i32.and(f.get(M), I(~3))),
+    f.set(nT, m.i32.and(f.get(N), I(~7))),
+    f.for(row, I(0), f.at(mT), 4, [f.for(n, I(0), f.at(nT), 8, tile)]),
+    call(I(0), f.get(mT), f.get(nT), f.get(N)),
+    call(f.get(mT), f.get(M), I(0), f.get(N)),
+  ]);
+}
+
+/** mm_nt_dot: out[r, n] for r in [R0, R1), n in [N0, N1): one dot product each, four k at a time. */
+function buildNtDot(c: WasmCtx, name: string): void {
+  const { b, m } = c;
+  const f = new Fn(b, m, Array.from({ length: 10 }, () => b.i32));
+  const [A, B, OUT, , N, K, R0, R1, N0, N1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const [row, n, k, acc, s] = [f.local(b.i32), f.local(b.i32), f.local(b.i32), f.local(b.v128), f.local(b.f32)];
   const aAt = () => m.i32.add(f.get(A), m.i32.shl(m.i32.add(m.i32.mul(f.get(row), f.get(K)), f.get(k)), m.i32.const(2)));
   const bAt = () => m.i32.add(f.get(B), m.i32.shl(m.i32.add(m.i32.mul(f.get(n), f.get(K)), f.get(k)), m.i32.const(2)));
   const lane = (l: number) => m.f32x4.extract_lane(f.get(acc), l);
   f.finish(name, b.none, [
-    f.for(row, m.i32.const(0), f.at(M), 1, [
-      f.for(n, m.i32.const(0), f.at(N), 1, [
+    f.for(row, f.get(R0), f.at(R1), 1, [
+      f.for(n, f.get(N0), f.at(N1), 1, [
         f.set(acc, m.v128.const(new Array(16).fill(0))),
         f.set(k, m.i32.const(0)),
         m.block('vec', [
@@ -145,6 +190,68 @@ export function buildMatmulNT(c: WasmCtx, name: string): void {
         m.f32.store(0, 4, m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(f.get(row), f.get(N)), f.get(n)), m.i32.const(2))), f.get(s)),
       ]),
     ]),
+  ]);
+}
+
+/**
+ * mm_nt: b [N, K] row-major (attention scores). With K a multiple of 4, 2 rows × 4 columns at a
+ * time: 8 f32x4 accumulators over k (2 + 4 loads for 8 multiply-adds), each summed across lanes
+ * into one vector of 4 results per row; the rows and columns left over, and any other K, take one
+ * dot product at a time (mm_nt_dot).
+ */
+export function buildMatmulNT(c: WasmCtx, name: string): void {
+  const { b, m } = c;
+  const dot = c.helper('mm_nt_dot', () => buildNtDot(c, 'mm_nt_dot'));
+  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
+  const [A, B, OUT, M, N, K] = [0, 1, 2, 3, 4, 5];
+  const I = (v: number) => m.i32.const(v);
+  const i32 = () => f.local(b.i32);
+  const [row, n, q, ap, bp, mT, nT] = [i32(), i32(), i32(), i32(), i32(), i32(), i32()];
+  const acc = Array.from({ length: 8 }, () => f.local(b.v128));
+  const av = [f.local(b.v128), f.local(b.v128)];
+  const bv = Array.from({ length: 4 }, () => f.local(b.v128));
+  const [t0, t1] = [f.local(b.v128), f.local(b.v128)];
+  const K4 = () => m.i32.shl(f.get(K), I(2));
+  const sh = (x: number, y: number, l: number[]) => m.i8x16.shuffle(f.get(x), f.get(y), l.flatMap((i) => [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3]));
+  /** The lane sums of v[0..3] as one vector (transpose-and-add). */
+  const hsum4 = (v: readonly number[]) => [
+    f.set(t0, m.f32x4.add(sh(v[0]!, v[1]!, [0, 4, 1, 5]), sh(v[0]!, v[1]!, [2, 6, 3, 7]))),
+    f.set(t1, m.f32x4.add(sh(v[2]!, v[3]!, [0, 4, 1, 5]), sh(v[2]!, v[3]!, [2, 6, 3, 7]))),
+    m.f32x4.add(sh(t0, t1, [0, 1, 4, 5]), sh(t0, t1, [2, 3, 6, 7])),
+  ];
+  const outAt = (r: Expr) => m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(r, f.get(N)), f.get(n)), I(2)));
+  const store = (r: Expr, v: readonly number[]) => {
+    const h = hsum4(v);
+    return m.block(null, [h[0]!, h[1]!, m.v128.store(0, 4, outAt(r), h[2]!)]);
+  };
+  const tile = [
+    ...acc.map((a) => f.set(a, m.v128.const(new Array(16).fill(0)))),
+    f.set(ap, m.i32.add(f.get(A), m.i32.mul(f.get(row), K4()))),
+    f.set(bp, m.i32.add(f.get(B), m.i32.mul(f.get(n), K4()))),
+    f.for(q, I(0), f.at(K), 4, [
+      f.set(av[0]!, m.v128.load(0, 4, f.get(ap))),
+      f.set(av[1]!, m.v128.load(0, 4, m.i32.add(f.get(ap), K4()))),
+      ...bv.map((v, j) => f.set(v, m.v128.load(0, 4, m.i32.add(f.get(bp), m.i32.mul(I(j), K4()))))),
+      ...[0, 1].flatMap((i) => bv.map((v, j) => f.set(acc[4 * i + j]!, c.madd(f.get(av[i]!), f.get(v), f.get(acc[4 * i + j]!))))),
+      f.set(ap, m.i32.add(f.get(ap), I(16))),
+      f.set(bp, m.i32.add(f.get(bp), I(16))),
+    ]),
+    store(f.get(row), acc.slice(0, 4)),
+    store(m.i32.add(f.get(row), I(1)), acc.slice(4)),
+  ];
+  const call = (r0: Expr, r1: Expr, n0: Expr, n1: Expr) => m.call(dot, [f.get(A), f.get(B), f.get(OUT), f.get(M), f.get(N), f.get(K), r0, r1, n0, n1], b.none);
+  f.finish(name, b.none, [
+    m.if(
+      m.i32.and(f.get(K), I(3)),
+      call(I(0), f.get(M), I(0), f.get(N)),
+      m.block(null, [
+        f.set(mT, m.i32.and(f.get(M), I(~1))),
+        f.set(nT, m.i32.and(f.get(N), I(~3))),
+        f.for(row, I(0), f.at(mT), 2, [f.for(n, I(0), f.at(nT), 4, tile)]),
+        call(I(0), f.get(mT), f.get(nT), f.get(N)),
+        call(f.get(mT), f.get(M), I(0), f.get(N)),
+      ]),
+    ),
   ]);
 }
 
