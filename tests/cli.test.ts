@@ -191,6 +191,27 @@ describe('kiln run, logits, compile --out, fuzz', () => {
     expect(c).not.toEqual(a);
   });
 
+  it('run --profile prints the time per op of both programs; the tokens do not change', () => {
+    const plain = JSON.parse(kiln(['run', 'preset:tiny', '--backend', 'wasm', '--tokens', '1,2,3', '--max-tokens', '8', '--json']).stdout) as { tokens: number[] };
+    const r = kiln(['run', 'preset:tiny', '--backend', 'wasm', '--tokens', '1,2,3', '--max-tokens', '8', '--json', '--profile']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as { tokens: number[]; profile: Record<'prefill' | 'decode', { runs: number; ops: { op: string; ms: number; nodes: number; share: number }[] }> };
+    expect(j.tokens).toEqual(plain.tokens);
+    expect(j.profile.prefill.runs).toBe(1);
+    expect(j.profile.decode.runs).toBe(7);
+    const ops = j.profile.decode.ops;
+    expect(ops.map((o) => o.op)).toEqual(expect.arrayContaining(['matmul', 'fused:swiglu', 'fused:rope_qk', 'softmax', 'rmsnorm']));
+    expect(ops.reduce((a, o) => a + o.share, 0)).toBeCloseTo(1, 6);
+    expect(ops.every((o) => o.ms >= 0 && o.nodes > 0)).toBe(true);
+    const text = kiln(['run', 'preset:tiny', '--backend', 'js', '--tokens', '1,2,3', '--max-tokens', '4', '--profile']);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stderr).toMatch(/kiln: decode kernels, per run \(3 runs\):\nop +per run +share\n/);
+    expect(text.stderr).toMatch(/\nmatmul +[\d.]+ ms +[\d.]+% +\d+ nodes\n/);
+    const gpu = kiln(['run', 'preset:tiny', '--backend', 'gpu', '--tokens', '1,2,3', '--profile']);
+    expect(gpu.status).toBe(1);
+    expect(gpu.stderr).toContain('error K1016: --profile times the js and wasm backends');
+  });
+
   it('run streams ids as text; bad tokens are one error line, exit 1', () => {
     const r = sh('node "$KILN" run preset:tiny --tokens 1,2,3 --max-tokens 5; echo "rc=$?"; node "$KILN" run preset:tiny --tokens 1,64; echo "rc=$?"; node "$KILN" run preset:tiny --tokens a,b; echo "rc=$?"');
     const lines = r.stdout.trim().split('\n');

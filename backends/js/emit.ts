@@ -52,6 +52,8 @@ export interface EmitResult {
   readonly source: string;
   /** Things a reader of the source should know (bodies run as decompositions, plan entries not used). */
   readonly notes: readonly string[];
+  /** The nodes the module computes: the graph's, with fused bodies it runs as decompositions inlined. */
+  readonly nodes: readonly Node[];
 }
 
 const SOURCE_OPS = new Set(['input', 'param', 'state']);
@@ -341,10 +343,13 @@ export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
         body.push(`const ${v} = arenaView(${T}, ${h.offset}, ${size}, ${h.cap}, ${n.id});`);
       }
       body.push(code.includes('\n') ? `{\n${indent(code)}\n}` : code);
+      if (opts.profile) body.push(`tick(${n.id});`);
     }
     if (opts.debugValues && original.has(n.id)) body.push(`if (dbg) dbg.set(${n.id}, ${varOf(n.id)}.slice());`);
   }
 
+  // profile builds: options.tick(-1) as the kernels start, then tick(id) after each node's kernel
+  if (opts.profile) body.splice(body.findIndex((l) => l.startsWith('const sy =')), 0, 'tick(-1);');
   // outputs: fresh arrays, except a state written in place, which is the caller's own buffer
   const handed = new Set<number>();
   const outs = g.outputs.map((o) => {
@@ -369,6 +374,7 @@ export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
       [
         `/** Errors carry a kiln code (K1017: a missing or malformed run-time value; K1009: a slice out of bounds). */`,
         `const fail = options.makeError ?? ((code, message) => Object.assign(new Error(message), { name: 'KilnError', code }));`,
+        ...(opts.profile ? [`const tick = options.tick ?? (() => {});`] : []),
         ``,
         ...[...helpers.values()].flatMap((s) => [s, '']),
         ...(constants.length ? [...constants, ''] : []),
@@ -394,7 +400,7 @@ export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
     EXPORT_LINE,
     ``,
   ].join('\n');
-  return { source: src, notes };
+  return { source: src, notes, nodes };
 }
 
 /** The module's last line; evaluating the module in-process drops it and returns createModel instead. */

@@ -7,6 +7,7 @@
 import { KilnError, type ErrorCode } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
 import type { Backend, CompileOptions, DebugRun, Executable, HostArray, RunArgs } from '../backend.js';
+import { KernelTimer } from '../profile.js';
 import { BACKEND, EXPORT_LINE, emitModule } from './emit.js';
 import { FUSED_KERNELS } from './kernels/index.js';
 
@@ -15,7 +16,7 @@ interface GeneratedModel {
   setWeights(params: Readonly<Record<string, HostArray>>): void;
   run(args: RunArgs, dbg?: Map<number, HostArray>): Record<string, HostArray>;
 }
-type Factory = (options: { makeError: (code: string, message: string) => Error }) => GeneratedModel;
+type Factory = (options: { makeError: (code: string, message: string) => Error; tick?: (id: number) => void }) => GeneratedModel;
 
 /** Evaluate the module's source as it stands, minus its export line. */
 export function loadModule(source: string): Factory {
@@ -29,13 +30,15 @@ export const jsBackend: Backend = {
   name: BACKEND,
   caps: { fusedPatterns: Object.keys(FUSED_KERNELS), simd: false, threads: 1 },
   async compile(program: Graph, opts: CompileOptions = {}): Promise<Executable> {
-    const { source } = emitModule(program, opts);
-    const model = loadModule(source)({ makeError: (code, message) => new KilnError(code as ErrorCode, message) });
+    const { source, nodes } = emitModule(program, opts);
+    const timer = opts.profile ? new KernelTimer(nodes) : undefined;
+    const model = loadModule(source)({ makeError: (code, message) => new KilnError(code as ErrorCode, message), ...(timer && { tick: timer.tick }) });
     const exe: Executable = {
       backend: BACKEND,
       source,
       setWeights: (params) => model.setWeights(params),
       run: (args) => model.run(args),
+      ...(timer && { profile: () => timer.times() }),
     };
     if (!opts.debugValues) return exe;
     return {

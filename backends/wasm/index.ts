@@ -13,7 +13,7 @@ import { loadBinaryen } from './fn.js';
 import { createWasmHost, relaxedSimdSupported, type WasmManifest } from './host.js';
 import { BACKEND, FUSED } from './layout.js';
 import { wasmManifest } from './manifest.js';
-import { opName } from '../profile.js';
+import { KernelTimer } from '../profile.js';
 import { WorkerPool } from './threads.js';
 import { WA } from './wasm-api.js';
 
@@ -63,21 +63,9 @@ export const isWasmExecutable = (x: Executable): x is WasmExecutable => x.backen
 
 /** The shared host, plus what only Node has: worker threads, profiling. */
 async function instantiate(e: Emitted, manifest: WasmManifest, copts: CompileOptions, relaxed: boolean): Promise<WasmExecutable> {
-  const byId = new Map(e.nodes.map((n) => [n.id, n]));
-  const times = new Map<number, { ms: number; runs: number }>();
-  let last = 0;
-  const prof = (id: number) => {
-    const now = performance.now();
-    if (id >= 0) {
-      const t = times.get(id) ?? { ms: 0, runs: 0 };
-      t.ms += now - last;
-      t.runs++;
-      times.set(id, t);
-    }
-    last = now;
-  };
+  const timer = new KernelTimer(e.nodes);
   const module = new WA.Module(e.binary);
-  const host = await createWasmHost(manifest, module, { imports: { prof }, debugValues: copts.debugValues === true });
+  const host = await createWasmHost(manifest, module, { imports: { prof: timer.tick }, debugValues: copts.debugValues === true });
   const pool = manifest.threads > 1 ? new WorkerPool(module, host.memory, manifest.threads - 1) : undefined;
   const exe: WasmExecutable = {
     backend: BACKEND,
@@ -88,9 +76,7 @@ async function instantiate(e: Emitted, manifest: WasmManifest, copts: CompileOpt
     setWeights: host.setWeights,
     run: (args) => host.run(args),
     dispose: () => pool?.dispose(),
-    ...(copts.profile && {
-      profile: () => [...times].map(([id, t]) => ({ id, op: opName(byId.get(id)!), scope: byId.get(id)!.scope, ms: t.ms, runs: t.runs })),
-    }),
+    ...(copts.profile && { profile: () => timer.times() }),
   };
   if (!copts.debugValues) return exe;
   return {

@@ -132,6 +132,7 @@ export function buildProgram(): Command {
     .option('--threads <n>', 'wasm backend: worker threads (default: every core)', positiveInt)
     .addOption(new Option('--device <name>', 'gpu backend: where its kernels run (auto picks the best that works and says which)').choices(['auto', 'headlessgl', 'webgpu', 'webgl2']))
     .option('--json', 'print { tokens, prompt, text, stopped, timings } as JSON at the end instead of streaming')
+    .option('--profile', 'js and wasm backends: time every kernel and print the time per op, prefill and decode (stderr; with --json, in the JSON)')
     .option('--no-typecheck', 'skip type-checking a .ts model file')
     .action(async (model: string, opts: import('./run.js').RunOptions) => {
       const { run } = await import('./run.js');

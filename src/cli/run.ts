@@ -1,4 +1,5 @@
 import { KilnError } from '../../graph/errors.js';
+import { byOp, formatProfile } from '../../backends/profile.js';
 import type { TokenizerData } from '../formats/checkpoint.js';
 import { writeStdout } from './io.js';
 import { isCheckpointPath, loadModel } from './load.js';
@@ -21,6 +22,8 @@ export interface RunOptions {
   /** Keep generating past the end-of-sequence token. */
   readonly ignoreEos?: boolean;
   readonly typecheck?: boolean;
+  /** Time every kernel and print where the time went (stderr; in the JSON with --json). */
+  readonly profile?: boolean;
 }
 
 /**
@@ -77,7 +80,8 @@ export async function run(spec: string, opts: RunOptions): Promise<void> {
   const backend = await loadBackend(opts.backend);
   const { checkpointWeights } = await import('../formats/checkpoint.js');
   const weights = checkpoint ? checkpointWeights(checkpoint) : randomWeights(g, opts.weightsSeed ?? 0);
-  const session = await Session.create(g, { backend, weights, maxSeqLen: context });
+  if (opts.profile && !['js', 'wasm'].includes(backend.name)) throw new KilnError('K1016', `--profile times the js and wasm backends' kernels; the ${backend.name} backend has no kernel timer`);
+  const session = await Session.create(g, { backend, weights, maxSeqLen: context, profile: opts.profile === true });
   const stopTokens = tokenizer && !opts.ignoreEos ? [tokenizer.eos] : [];
   const text = opts.prompt !== undefined && !opts.json;
   // The continuation follows the prompt, so a leading space in its first token is real text.
@@ -105,14 +109,19 @@ export async function run(spec: string, opts: RunOptions): Promise<void> {
     tokensPerSecond: decodeMs > 0 ? round((decoded * 1000) / decodeMs) : 0,
   };
   const stopped = stopTokens.includes(tokens.at(-1) ?? -1) ? 'eos' : 'max-tokens';
+  const profile = session.profile();
   if (opts.json) {
-    await writeStdout(`${JSON.stringify({ tokens, prompt, ...(tokenizer ? { text: generated } : {}), stopped, timings })}\n`);
+    const byPhase = profile && { prefill: { runs: profile.prefill.runs, ops: byOp(profile.prefill.times) }, decode: { runs: profile.decode.runs, ops: byOp(profile.decode.times) } };
+    await writeStdout(`${JSON.stringify({ tokens, prompt, ...(tokenizer ? { text: generated } : {}), stopped, timings, ...(byPhase ? { profile: byPhase } : {}) })}\n`);
     return;
   }
   await writeStdout(`${text ? rest : ''}\n`);
   process.stderr.write(
     `kiln: ${tokens.length} tokens on ${backend.name}${stopped === 'eos' ? ' (stopped at EOS)' : ''}; prefill ${timings.prefillMs} ms (${prompt.length} tokens), decode ${timings.decodeMsPerToken} ms/token (${timings.tokensPerSecond} tokens/s)\n`,
   );
+  if (profile)
+    for (const phase of ['prefill', 'decode'] as const)
+      if (profile[phase].runs) process.stderr.write(`\nkiln: ${phase} kernels, per run (${profile[phase].runs} run${profile[phase].runs > 1 ? 's' : ''}):\n${formatProfile(profile[phase].times, profile[phase].runs)}\n`);
 }
 
 async function makeTokenizer(data: TokenizerData) {
