@@ -6,6 +6,7 @@
  */
 import * as os from 'node:os';
 import * as v8 from 'node:v8';
+import { InternalError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
 import type { Backend, CompileOptions, DebugRun, Executable, HostArray, RunArgs } from '../backend.js';
 import { type Emitted, emitModule } from './emit.js';
@@ -74,7 +75,10 @@ async function instantiate(e: Emitted, manifest: WasmManifest, copts: CompileOpt
     binary: e.binary,
     manifest,
     setWeights: host.setWeights,
-    run: (args) => host.run(args),
+    run: (args) => {
+      if (pool?.failure) throw new InternalError(`wasm backend: a worker thread failed: ${pool.failure.message}`);
+      return host.run(args);
+    },
     dispose: () => pool?.dispose(),
     ...(copts.profile && { profile: () => timer.times() }),
   };

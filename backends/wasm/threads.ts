@@ -25,9 +25,14 @@ export class WorkerPool {
     for (let i = 0; i < count; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, gen: JOB.gen, stop: JOB.stop, spin: SPIN } });
       w.unref();
+      // A worker that dies would leave every chunk to the caller in silence: keep the error for run() to raise.
+      w.on('error', (e) => (this.failure ??= e));
       this.workers.push(w);
     }
   }
+
+  /** The first error a worker died of, if one did. */
+  failure: Error | undefined;
 
   get size(): number {
     return this.workers.length;
