@@ -77,6 +77,11 @@ export function median(xs: readonly number[]): number | null {
 export type Progress = (line: string) => void;
 
 /** Rows may be measured a different number of rounds (the slow ones fewer): `roundsOf(row)`. */
+/** A full collection where node runs with --expose-gc (npm run bench does); a no-op otherwise. */
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
 export async function runRounds(
   rows: readonly Row[],
   rounds: number,
@@ -94,6 +99,9 @@ export async function runRounds(
       const live = row.cells.filter((c) => c.measure);
       const order = live.map((_, i) => live[(i + round) % live.length]!);
       for (const cell of order) {
+        // Collect the garbage the previous contestant left (the js backend makes plenty), so that
+        // no sample pays for another's: its concurrent marking would share the cores and DRAM.
+        collectGarbage();
         const end = watchCpu(cores);
         const m = await cell.measure!();
         const cpu = end();

@@ -173,6 +173,8 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
   const sources = { input: [] as WasmNode[], param: [] as WasmNode[], state: [] as WasmNode[] };
   for (const n of M.nodes) if (n.op === 'input' || n.op === 'param' || n.op === 'state') sources[n.op].push(n);
   const nameOf = (n: WasmNode) => n.name!;
+  /** Arena values sized by run-time symbols: checked against their planned room each run (the layout checked the rest). */
+  const dynArena = M.nodes.filter((n) => n.home.kind === 'arena' && !n.shape.every(isStatic));
   const paramByName = new Map(sources.param.map((n) => [nameOf(n), n]));
   const paramHome = new Map(M.params.map((p) => [p.id, p]));
   const inPlace = new Map(M.inPlace.map((u) => [u.id, u]));
@@ -273,7 +275,7 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
       words[slot] = top;
       top = align(top + (s === 'scratch' ? scratchElems() : size(byId.get(s)!)) * 4 + 16);
     });
-    for (const n of M.nodes)
+    for (const n of dynArena)
       if (n.home.kind === 'arena' && size(n) > n.home.cap)
         throw fail('K1017', `value %${n.id} needs ${size(n)} elements, the memory plan has room for ${n.home.cap}: the symbols are past their planned bounds (is pos + seq above maxSeqLen?)`);
     if (top > memory.buffer.byteLength) memory.grow(Math.ceil((top - memory.buffer.byteLength) / PAGE));
