@@ -14,6 +14,7 @@ import type { FusedBody, UnaryOp } from '../../../graph/ops.js';
 import { swigluForm } from '../../js/kernels/fused-swiglu.js';
 import { type Expr, Fn } from '../fn.js';
 import { unaryF64 } from './elementwise.js';
+import { silu4 } from './exp.js';
 import type { WasmCtx, WasmKernel } from './kernel.js';
 
 function buildSwiglu(c: WasmCtx, name: string, act: UnaryOp): void {
@@ -131,7 +132,12 @@ function buildSwigluPacked(c: WasmCtx, name: string, act: UnaryOp): void {
         m.if(m.i32.lt_s(m.i32.add(f.get(n), I(4 * vi + l)), f.get(N)), m.f32.store(0, 4, outAt(r, 4 * vi + l), m.f32.mul(m.f32.load(0, 4, outAt(r, 4 * vi + l)), m.f32x4.extract_lane(f.get(v), l)))),
       ))),
     );
-  const pair = [...tile(G), ...parkAct(f.at(row), lo), ...parkAct(r1, hi), ...tile(U), timesUp(f.at(row), lo), timesUp(r1, hi)];
+  // SiLU over whole tiles: four lanes at a time (silu4), bit for bit the lane-by-lane values
+  const vecAct = act === 'silu';
+  const full = () => m.i32.le_s(m.i32.add(f.get(n), I(16)), f.get(N));
+  const park = (r: () => Expr, vs: readonly number[]) =>
+    vecAct ? [m.if(full(), m.block(null, vs.map((v, vi) => m.v128.store(0, 4, outAt(r, 4 * vi), m.call(silu4(c), [f.get(v)], b.v128)))), m.block(null, parkAct(r, vs)))] : parkAct(r, vs);
+  const pair = [...tile(G), ...park(f.at(row), lo), ...park(r1, hi), ...tile(U), timesUp(f.at(row), lo), timesUp(r1, hi)];
   const [gs, us] = [acc.slice(0, 4), acc.slice(4)];
   const single = [
     ...acc.map((a) => f.set(a, zero())),
@@ -148,7 +154,9 @@ function buildSwigluPacked(c: WasmCtx, name: string, act: UnaryOp): void {
       inc(gp, 64),
       inc(up, 64),
     ]),
-    ...epilogue(f.at(row), f.at(n), gs, us),
+    ...(vecAct
+      ? [m.if(full(), m.block(null, gs.map((g, vi) => m.v128.store(0, 4, outAt(f.at(row), 4 * vi), m.f32x4.mul(m.call(silu4(c), [f.get(g)], b.v128), f.get(us[vi]!))))), m.block(null, epilogue(f.at(row), f.at(n), gs, us)))]
+      : epilogue(f.at(row), f.at(n), gs, us)),
   ];
   f.finish(name, b.none, [
     f.for(p, f.get(P0), f.at(P1), 1, [
