@@ -183,9 +183,10 @@ if (!opt['no-models']) {
           ...(slow ? { note: `decodes ${tokens.length} tokens per sample, not ${decodeTokens.length} (plain JS loops; the full count would take minutes)` } : {}),
         };
       });
-    // Warm every runner once (JIT, first-touch of the caches) before the timed rounds.
+    // Warm every runner before the timed rounds (JIT, first touch of caches and buffers) with one
+    // whole prefill: its first full-length run is slower (kiln's wasm by a quarter), for everyone.
     for (const r of runners) if (r.runner) {
-      await r.runner.prefill(prefillTokens.slice(0, 8));
+      await r.runner.prefill(prefillTokens);
       await r.runner.decode(prompt.slice(0, 4), decodeTokens.slice(0, 2), DECODE_BUDGET_MS);
     }
     const pre = { id: `${preset}-prefill`, group: 'model' as const, subject: preset, metric: `prefill ${n.prefill}`, unit: 'tokens/s' as const, cells: cells('prefill') };
