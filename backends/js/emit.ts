@@ -17,7 +17,7 @@
  *     variables (`seq`, `pos`) otherwise.
  */
 import { type Dim, dimSymbols, isStatic, shapeToString } from '../../graph/dim.js';
-import { InternalError, KilnError } from '../../graph/errors.js';
+import { KilnError } from '../../graph/errors.js';
 import type { Graph, Node } from '../../graph/graph.js';
 import type { FusedBody } from '../../graph/ops.js';
 import { typeToString } from '../../graph/types.js';
@@ -26,19 +26,10 @@ import { dimExpr, indent, isNumberExpr, jsNum, productOf, symbolVar } from './co
 import { FUSED_KERNELS, KERNELS } from './kernels/index.js';
 import { esc, type KernelCtx } from './kernels/kernel.js';
 import { inlineBody } from '../inline.js';
+import { checkPlan, type MemoryPlanLike, readPlan, rootOf } from '../plan.js';
 
 export const BACKEND = 'js';
 
-interface PlannedBuffer {
-  readonly value: number;
-  readonly offset: number;
-  readonly bytes: number;
-}
-interface MemoryPlanLike {
-  readonly arenaBytes: number;
-  readonly bounds: Readonly<Record<string, number>>;
-  readonly buffers: readonly PlannedBuffer[];
-}
 
 type Home =
   | { kind: 'input' | 'param' | 'state'; index: number }
@@ -119,14 +110,6 @@ function soleSymbol(d: Dim): string | undefined {
 // ---------------------------------------------------------------------------------------------
 // 2. buffers
 
-function readPlan(g: Graph): MemoryPlanLike | undefined {
-  const p = g.meta['memoryPlan'] as MemoryPlanLike | undefined;
-  if (p === undefined) return undefined;
-  if (typeof p !== 'object' || !Array.isArray(p.buffers) || typeof p.arenaBytes !== 'number')
-    throw new InternalError(`js backend: graph ${g.name}: meta.memoryPlan is not a memory plan`);
-  return p;
-}
-
 interface Layout {
   readonly homes: Map<number, Home>;
   readonly inPlace: Set<number>;
@@ -165,55 +148,14 @@ function layout(g: Graph, nodes: readonly Node[], sched: Map<number, number>, pl
       else homes.set(n.id, { kind: 'arena', offset: b.offset, cap: Math.floor(b.bytes / 4) });
     }
   }
-  if (plan) checkPlan(nodes, sched, plan, homes, notes);
+  if (plan)
+    checkPlan(nodes, sched, plan, homes, (id, why) => {
+      homes.set(id, { kind: 'own' });
+      notes.push(`%${id}: not placed in the arena (${why})`);
+    });
   return { homes, inPlace };
 }
 
-/** The value whose array `id` uses (following aliases). */
-function rootOf(homes: Map<number, Home>, id: number): number {
-  for (let h = homes.get(id); h?.kind === 'alias'; h = homes.get(id)) id = h.of;
-  return id;
-}
-
-/**
- * Trust the plan only where the schedule agrees with it: a value's planned bytes must hold it
- * (at the bounds) and must not be shared with a value alive at the same time — including a node's
- * own operands. Values that fail go to arrays of their own.
- */
-function checkPlan(nodes: readonly Node[], sched: Map<number, number>, plan: MemoryPlanLike, homes: Map<number, Home>, notes: string[]): void {
-  const life = new Map<number, [number, number]>();
-  for (const n of nodes) {
-    const at = sched.get(n.id)!;
-    if (!life.has(n.id)) life.set(n.id, [at, at]);
-    for (const i of n.inputs) {
-      const r = rootOf(homes, i);
-      const l = life.get(r);
-      if (l) l[1] = Math.max(l[1], at);
-    }
-  }
-  const arena = [...homes].filter((e): e is [number, Home & { kind: 'arena' }] => e[1].kind === 'arena');
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  const drop = (id: number, why: string) => {
-    homes.set(id, { kind: 'own' });
-    notes.push(`%${id}: not placed in the arena (${why})`);
-  };
-  for (const [id, h] of arena) {
-    const n = byId.get(id)!;
-    // Symbolic sizes are checked at run time (arenaView), where the symbols' values are known.
-    const need = n.type.shape.every(isStatic) ? n.type.shape.reduce<number>((a, d) => a * (d as number), 1) : 0;
-    if (need > h.cap || h.offset % 4 !== 0 || h.offset + h.cap * 4 > plan.arenaBytes) drop(id, 'its planned bytes do not hold it');
-  }
-  const kept = arena.filter(([id]) => homes.get(id)!.kind === 'arena');
-  for (let i = 0; i < kept.length; i++)
-    for (let j = i + 1; j < kept.length; j++) {
-      const [a, ha] = kept[i]!;
-      const [b, hb] = kept[j]!;
-      if (homes.get(a)!.kind !== 'arena' || homes.get(b)!.kind !== 'arena') continue;
-      const overlap = ha.offset < hb.offset + hb.cap * 4 && hb.offset < ha.offset + ha.cap * 4;
-      const [la, lb] = [life.get(a)!, life.get(b)!];
-      if (overlap && !(la[1] < lb[0] || lb[1] < la[0])) drop(b, `its planned bytes are shared with %${a} while both are alive`);
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // 3. code
@@ -222,7 +164,7 @@ export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
   const spec = opts.specialize ?? {};
   const notes: string[] = [];
   const { nodes, sched } = expand(g, notes);
-  const plan = readPlan(g);
+  const plan = readPlan(g, BACKEND);
   const { homes, inPlace } = layout(g, nodes, sched, plan, notes);
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const original = new Set(g.nodes.map((n) => n.id));

@@ -21,7 +21,8 @@ import { Fn, type Binaryen, type Expr, type Mod } from './fn.js';
 import { FUSED_KERNELS, KERNELS } from './kernels/index.js';
 import type { WasmCtx } from './kernels/kernel.js';
 import { ropeKey } from './rope-table.js';
-import { expand, layout, type Layout, type MemoryPlanLike, readPlan, rootOf } from './layout.js';
+import { type MemoryPlanLike, readPlan, rootOf } from '../plan.js';
+import { BACKEND, expand, layout, type Layout } from './layout.js';
 
 /** Job area for threads, inside the table's last bytes: gen, ticket, done, parts, chunk, stop, fn, args[PAR_ARGS]. */
 export const JOB = { gen: 3840, ticket: 3844, done: 3848, parts: 3852, chunk: 3856, stop: 3860, fn: 3864, args: 3872 } as const;
@@ -62,7 +63,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
   const spec = opts.specialize ?? {};
   const notes: string[] = [];
   const { nodes, sched } = expand(g, notes);
-  const plan = readPlan(g);
+  const plan = readPlan(g, BACKEND);
   const lay = layout(g, nodes, sched, plan, notes);
   const syms = new Set<string>();
   collectSymbols(nodes, syms);

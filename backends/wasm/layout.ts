@@ -20,6 +20,7 @@ import { ropeQkForm } from '../js/kernels/fused-rope-qk.js';
 import { swigluForm } from '../js/kernels/fused-swiglu.js';
 import { ropeQkScratch } from './kernels/fused-rope-qk.js';
 import { inlineBody } from '../inline.js';
+import { checkPlan, type MemoryPlanLike } from '../plan.js';
 import { ROPE_ID0, type RopeTable, ropeKey, ropeUses } from './rope-table.js';
 
 export const BACKEND = 'wasm';
@@ -39,16 +40,6 @@ export const TABLE_BYTES = 4096;
 /** The slot words end where the threads' job area (emit.ts JOB) begins. */
 const SLOT_BYTES = 3840;
 
-interface PlannedBuffer {
-  readonly value: number;
-  readonly offset: number;
-  readonly bytes: number;
-}
-export interface MemoryPlanLike {
-  readonly arenaBytes: number;
-  readonly bounds: Readonly<Record<string, number>>;
-  readonly buffers: readonly PlannedBuffer[];
-}
 
 export type Home =
   | { kind: 'static'; at: number; bytes: number }
@@ -89,14 +80,6 @@ export function expand(g: Graph, notes: string[]): { nodes: Node[]; sched: Map<n
   return { nodes, sched };
 }
 
-
-export function readPlan(g: Graph): MemoryPlanLike | undefined {
-  const p = g.meta['memoryPlan'] as MemoryPlanLike | undefined;
-  if (p === undefined) return undefined;
-  if (typeof p !== 'object' || !Array.isArray(p.buffers) || typeof p.arenaBytes !== 'number')
-    throw new InternalError(`wasm backend: graph ${g.name}: meta.memoryPlan is not a memory plan`);
-  return p;
-}
 
 export const numelStatic = (n: Node): number | undefined =>
   n.type.shape.every(isStatic) ? n.type.shape.reduce<number>((a, d) => a * (d as number), 1) : undefined;
@@ -223,45 +206,12 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
       (t.uses as { offset: Dim; len: Dim }[]).push({ offset: u.offset, len: u.len });
     }
   if (slots.length * 4 > SLOT_BYTES) throw new InternalError(`wasm backend: ${slots.length} dynamic values do not fit the slot table`);
-  if (plan) checkPlan(nodes, sched, plan, homes, slots, notes);
+  if (plan)
+    checkPlan(nodes, sched, plan, homes, (id, why) => {
+      slots.push(id);
+      homes.set(id, { kind: 'slot', slot: slots.length - 1 });
+      notes.push(`%${id}: not placed in the arena (${why})`);
+    });
   return { homes, inPlace, params, packedUse, staticBytes: at, slots, arenaAt, scratch, ropeTables };
 }
 
-export function rootOf(homes: Map<number, Home>, id: number): number {
-  for (let h = homes.get(id); h?.kind === 'alias'; h = homes.get(id)) id = h.of;
-  return id;
-}
-
-/** Planned bytes must hold the value and not be shared with a value alive at the same time. */
-function checkPlan(nodes: readonly Node[], sched: Map<number, number>, plan: MemoryPlanLike, homes: Map<number, Home>, slots: number[], notes: string[]): void {
-  const life = new Map<number, [number, number]>();
-  for (const n of nodes) {
-    const at = sched.get(n.id)!;
-    if (!life.has(n.id)) life.set(n.id, [at, at]);
-    for (const i of n.inputs) {
-      const l = life.get(rootOf(homes, i));
-      if (l) l[1] = Math.max(l[1], at);
-    }
-  }
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  const drop = (id: number, why: string) => {
-    slots.push(id);
-    homes.set(id, { kind: 'slot', slot: slots.length - 1 });
-    notes.push(`%${id}: not placed in the arena (${why})`);
-  };
-  const arena = () => [...homes].filter((e): e is [number, Home & { kind: 'arena' }] => e[1].kind === 'arena');
-  for (const [id, h] of arena()) {
-    const need = numelStatic(byId.get(id)!) ?? 0;
-    if (need > h.cap || h.offset % 4 !== 0 || h.offset + h.cap * 4 > plan.arenaBytes) drop(id, 'its planned bytes do not hold it');
-  }
-  const kept = arena();
-  for (let i = 0; i < kept.length; i++)
-    for (let j = i + 1; j < kept.length; j++) {
-      const [a, ha] = kept[i]!;
-      const [b, hb] = kept[j]!;
-      if (homes.get(a)!.kind !== 'arena' || homes.get(b)!.kind !== 'arena') continue;
-      const overlap = ha.offset < hb.offset + hb.cap * 4 && hb.offset < ha.offset + ha.cap * 4;
-      const [la, lb] = [life.get(a)!, life.get(b)!];
-      if (overlap && !(la[1] < lb[0] || lb[1] < la[0])) drop(b, `its planned bytes are shared with %${a} while both are alive`);
-    }
-}
