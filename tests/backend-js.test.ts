@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Backend, type HostArray } from '../backends/backend.js';
 import { checkBackend, conformanceCases, randomBindings } from '../backends/conformance.js';
@@ -11,15 +10,10 @@ import { GraphBuilder } from '../graph/builder.js';
 import { sym } from '../graph/dim.js';
 import { KilnError } from '../graph/errors.js';
 import type { Graph } from '../graph/graph.js';
-import { interpret } from '../graph/interpret.js';
-import { OPS, type OpKind } from '../graph/ops.js';
-import { hostTensor, maxRelError } from '../graph/tensor.js';
 import { runPipeline } from '../passes/manager.js';
 import { PIPELINE } from '../passes/pipeline.js';
-import { llama } from '../src/dsl/llama.js';
 import { presetModel } from '../src/dsl/presets.js';
-import { arbGraph } from './arbitrary.js';
-import { arbTinyLlama } from './tiny-llama.js';
+import { conformanceSuite } from './conformance-suite.js';
 
 /**
  * Tolerances, per backend.
@@ -41,130 +35,10 @@ interface Tolerance {
 const BACKENDS: [string, Backend, Tolerance][] = [['js', jsBackend, { rel: 1e-4, perNode: 1e-5 }]];
 
 const CASES = conformanceCases();
-const SEEDS = [1, 2];
 
 describe.each(BACKENDS)('%s backend: conformance against the interpreter', (_name, backend, tol) => {
-  it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
-    for (const seed of SEEDS) {
-      const r = await checkBackend(backend, c.graph, { seed, ...(c.symbols ? { symbols: c.symbols } : {}) });
-      expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
-      const p = await checkBackend(backend, c.graph, { seed, perNode: true, tolerance: tol.perNode, ...(c.symbols ? { symbols: c.symbols } : {}) });
-      expect(p.maxRelError, p.summary).toBeLessThanOrEqual(tol.perNode);
-    }
-  });
-
-  it('the cases cover every core op and every fused pattern the backend has', () => {
-    const ops = new Set(CASES.flatMap((c) => c.graph.nodes.map((n) => n.op)));
-    const missing = (Object.keys(OPS) as OpKind[]).filter((op) => !ops.has(op));
-    expect(missing).toEqual([]);
-    const patterns = new Set(CASES.flatMap((c) => c.graph.nodes.filter((n) => n.op === 'fused').map((n) => String(n.attrs['pattern']))));
-    expect([...patterns].sort()).toEqual([...backend.caps.fusedPatterns].sort());
-  });
-
-  it('random graphs (arbGraph): every node agrees with the interpreter', async () => {
-    const noFused = (Object.keys(OPS) as OpKind[]).filter((op) => op !== 'fused');
-    await fc.assert(
-      fc.asyncProperty(arbGraph({ ops: noFused }), fc.nat(), async (g, seed) => {
-        const r = await checkBackend(backend, g, { seed, perNode: true, tolerance: tol.perNode });
-        expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.perNode);
-      }),
-      { numRuns: 150 },
-    );
-  });
-
-  it('random graphs with fused nodes of every known pattern (bodies of any form)', async () => {
-    const patterns = backend.caps.fusedPatterns;
-    const withKnownPatterns = (g: Graph): Graph => ({
-      ...g,
-      nodes: g.nodes.map((n) => (n.op === 'fused' ? { ...n, attrs: { ...n.attrs, pattern: patterns[n.id % patterns.length]! } } : n)),
-    });
-    await fc.assert(
-      fc.asyncProperty(arbGraph({ ops: ['fused', 'add', 'mul', 'exp', 'matmul', 'rope', 'transpose', 'reshape'] }).map(withKnownPatterns), fc.nat(), async (g, seed) => {
-        const r = await checkBackend(backend, g, { seed, perNode: true, tolerance: tol.perNode });
-        expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.perNode);
-      }),
-      { numRuns: 100 },
-    );
-  });
-
-  it('the tiny LLaMA graph, before the pipeline', async () => {
-    const g = presetModel('tiny').build();
-    for (const seed of SEEDS) {
-      const r = await checkBackend(backend, g, { seed, symbols: { seq: 5 } });
-      expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
-      const p = await checkBackend(backend, g, { seed, symbols: { seq: 5 }, perNode: true, tolerance: tol.perNode });
-      expect(p.maxRelError, p.summary).toBeLessThanOrEqual(tol.perNode);
-    }
-  });
-
-  it('the tiny LLaMA graph after the pipeline: fused, cached, planned', async () => {
-    const step = runPipeline(presetModel('tiny').build(), PIPELINE).graph;
-    expect(step.nodes.filter((n) => n.op === 'fused').map((n) => n.attrs['pattern'])).toEqual(expect.arrayContaining(['rope_qk', 'swiglu']));
-    expect(step.meta['memoryPlan']).toBeDefined();
-    for (const [seed, symbols] of [
-      [1, { seq: 5, pos: 0 }],
-      [2, { seq: 3, pos: 7 }],
-      [3, { seq: 1, pos: 20 }],
-    ] as const) {
-      const r = await checkBackend(backend, step, { seed, symbols });
-      expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
-      const p = await checkBackend(backend, step, { seed, symbols, perNode: true, tolerance: tol.perNode });
-      expect(p.maxRelError, p.summary).toBeLessThanOrEqual(tol.perNode);
-    }
-  });
-
-  it('random tiny LLaMA variants, before and after the pipeline', async () => {
-    await fc.assert(
-      fc.asyncProperty(arbTinyLlama, fc.nat(), async (config, seed) => {
-        const full = llama(config).build();
-        const step = runPipeline(full, PIPELINE).graph;
-        for (const g of [full, step]) {
-          const r = await checkBackend(backend, g, { seed });
-          expect(r.maxRelError, `${r.summary}; config ${JSON.stringify(config)}`).toBeLessThanOrEqual(tol.rel);
-        }
-        const p = await checkBackend(backend, step, { seed, perNode: true, tolerance: tol.perNode });
-        expect(p.maxRelError, `${p.summary}; config ${JSON.stringify(config)}`).toBeLessThanOrEqual(tol.perNode);
-      }),
-      { numRuns: 25 },
-    );
-  });
-
-  it('prefill then decode steps (the decode program specialised to seq = 1) give the full pass logits', async () => {
-    const full = presetModel('tiny').build();
-    const step = runPipeline(full, PIPELINE).graph;
-    const prefill = await backend.compile(step);
-    const decode = await backend.compile(step, { specialize: { seq: 1 } });
-    const seed = 7;
-    const weights = randomBindings(full, seed, { seq: 1 }).param;
-    prefill.setWeights(weights);
-    decode.setWeights(weights);
-    const tokens = [3, 14, 15, 9, 2, 6, 53, 5];
-    const ref = interpret(full, {
-      inputs: { tokens: hostTensor('i32', [tokens.length], tokens) },
-      params: Object.fromEntries(Object.entries(weights).map(([k, w]) => [k, hostTensor('f32', shapeOf(full, k), w)])),
-    })['logits']!;
-    const meta = step.meta['kvCache'] as { maxSeqLen: number; states: string[] };
-    let state: Record<string, HostArray> = Object.fromEntries(meta.states.map((s) => [s, new Float32Array(meta.maxSeqLen * 2 * 8)]));
-    const rows: Float32Array[] = [];
-    const first = 5;
-    const out0 = prefill.run({ inputs: { tokens: Int32Array.from(tokens.slice(0, first)) }, symbols: { pos: 0 }, state });
-    rows.push(out0['logits'] as Float32Array);
-    state = Object.fromEntries(meta.states.map((s) => [s, out0[`state:${s}`]!]));
-    for (let p = first; p < tokens.length; p++) {
-      const out = decode.run({ inputs: { tokens: Int32Array.of(tokens[p]!) }, symbols: { pos: p }, state });
-      rows.push(out['logits'] as Float32Array);
-      state = Object.fromEntries(meta.states.map((s) => [s, out[`state:${s}`]!]));
-    }
-    const got = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
-    rows.reduce((at, r) => (got.set(r, at), at + r.length), 0);
-    const err = maxRelError(hostTensor('f32', ref.shape, got), ref, 1e-2);
-    expect(err, `seed ${seed}`).toBeLessThanOrEqual(tol.rel);
-  });
+  conformanceSuite(backend, { tol, runs: { graphs: 150, fused: 100, llamas: 25 } });
 });
-
-function shapeOf(g: Graph, param: string): number[] {
-  return g.nodes.find((n) => n.op === 'param' && n.attrs['name'] === param)!.type.shape as number[];
-}
 
 // ---------------------------------------------------------------------------------------------
 // js specifics

@@ -1,22 +1,18 @@
-import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Backend, Executable, HostArray } from '../backends/backend.js';
-import { checkBackend, conformanceCases, randomBindings } from '../backends/conformance.js';
+import type { Backend, Executable } from '../backends/backend.js';
+import { checkBackend } from '../backends/conformance.js';
 import { createWasmBackend } from '../backends/wasm/index.js';
 import { GraphBuilder } from '../graph/builder.js';
 import { sym } from '../graph/dim.js';
 import { KilnError } from '../graph/errors.js';
 import type { Graph } from '../graph/graph.js';
 import { interpret } from '../graph/interpret.js';
-import { OPS, type OpKind } from '../graph/ops.js';
 import { hostTensor, maxRelError } from '../graph/tensor.js';
 import { runPipeline } from '../passes/manager.js';
 import { fuseSwiglu } from '../passes/fuse-swiglu.js';
 import { PIPELINE } from '../passes/pipeline.js';
-import { llama } from '../src/dsl/llama.js';
 import { presetModel } from '../src/dsl/presets.js';
-import { arbGraph } from './arbitrary.js';
-import { arbTinyLlama } from './tiny-llama.js';
+import { conformanceSuite } from './conformance-suite.js';
 
 /**
  * Tolerances for the wasm backend.
@@ -25,7 +21,7 @@ import { arbTinyLlama } from './tiny-llama.js';
  *   another order (4 lanes, even and odd k apart; relaxed madd rounds once where mul+add rounds
  *   twice), so a dot product over K terms of size ~1 is off by ~√K·6e-8 absolute; a result that
  *   cancels to ~1e-3 (swiglu's up·silu(gate) at K = 50) shows that as ~1.5e-4 relative. Elementwise
- *   ops, reductions, softmax, rmsnorm and rope compute in f64 with JS Math and differ only by the
+ *   ops, reductions, softmax, rmsnorm and rope compute in f64 (exp in the module, a few ulp) and differ only by the
  *   final rounding. Indexing mistakes are O(1) errors.
  */
 const tol = { rel: 1e-4, perNode: 1e-3 };
@@ -45,7 +41,6 @@ const BACKENDS: [string, Backend][] = [
   ['1 thread', tracked(createWasmBackend({ threads: 1 }))],
   ['2 threads', tracked(createWasmBackend({ threads: 2 }))],
 ];
-const CASES = conformanceCases();
 
 /** The graph on 1 and 2 threads against the interpreter, end to end. */
 async function onEveryBackend(g: Graph, seed: number): Promise<void> {
@@ -54,119 +49,10 @@ async function onEveryBackend(g: Graph, seed: number): Promise<void> {
     expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
   }
 }
-const SEEDS = [1, 2];
 
 describe.each(BACKENDS)('wasm backend (%s): conformance against the interpreter', (_name, backend) => {
-  it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
-    for (const seed of SEEDS) {
-      const r = await checkBackend(backend, c.graph, { seed, ...(c.symbols ? { symbols: c.symbols } : {}) });
-      expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
-      const p = await checkBackend(backend, c.graph, { seed, perNode: true, tolerance: tol.perNode, ...(c.symbols ? { symbols: c.symbols } : {}) });
-      expect(p.maxRelError, p.summary).toBeLessThanOrEqual(tol.perNode);
-    }
-  });
-
-  it('the cases cover every core op and every fused pattern the backend has', () => {
-    const ops = new Set(CASES.flatMap((c) => c.graph.nodes.map((n) => n.op)));
-    expect((Object.keys(OPS) as OpKind[]).filter((op) => !ops.has(op))).toEqual([]);
-    const patterns = new Set(CASES.flatMap((c) => c.graph.nodes.filter((n) => n.op === 'fused').map((n) => String(n.attrs['pattern']))));
-    expect([...patterns].sort()).toEqual([...backend.caps.fusedPatterns].sort());
-  });
-
-  it('random graphs (arbGraph): every node agrees with the interpreter', async () => {
-    const noFused = (Object.keys(OPS) as OpKind[]).filter((op) => op !== 'fused');
-    await fc.assert(
-      fc.asyncProperty(arbGraph({ ops: noFused }), fc.nat(), async (g, seed) => {
-        const r = await checkBackend(backend, g, { seed, perNode: true, tolerance: tol.perNode });
-        expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.perNode);
-      }),
-      { numRuns: 60 },
-    );
-  });
-
-  it('random graphs with fused nodes of every known pattern (bodies of any form)', async () => {
-    const patterns = backend.caps.fusedPatterns;
-    const withKnownPatterns = (g: Graph): Graph => ({
-      ...g,
-      nodes: g.nodes.map((n) => (n.op === 'fused' ? { ...n, attrs: { ...n.attrs, pattern: patterns[n.id % patterns.length]! } } : n)),
-    });
-    await fc.assert(
-      fc.asyncProperty(arbGraph({ ops: ['fused', 'add', 'mul', 'exp', 'matmul', 'rope', 'transpose', 'reshape'] }).map(withKnownPatterns), fc.nat(), async (g, seed) => {
-        const r = await checkBackend(backend, g, { seed, perNode: true, tolerance: tol.perNode });
-        expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.perNode);
-      }),
-      { numRuns: 40 },
-    );
-  });
-
-  it('the tiny LLaMA graph, before and after the pipeline', async () => {
-    const full = presetModel('tiny').build();
-    const step = runPipeline(full, PIPELINE).graph;
-    for (const seed of SEEDS) {
-      const r = await checkBackend(backend, full, { seed, symbols: { seq: 5 } });
-      expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
-    }
-    for (const [seed, symbols] of [
-      [1, { seq: 5, pos: 0 }],
-      [2, { seq: 3, pos: 7 }],
-      [3, { seq: 1, pos: 20 }],
-    ] as const) {
-      const r = await checkBackend(backend, step, { seed, symbols });
-      expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
-      const p = await checkBackend(backend, step, { seed, symbols, perNode: true, tolerance: tol.perNode });
-      expect(p.maxRelError, p.summary).toBeLessThanOrEqual(tol.perNode);
-    }
-  });
-
-  it('random tiny LLaMA variants, before and after the pipeline', async () => {
-    await fc.assert(
-      fc.asyncProperty(arbTinyLlama, fc.nat(), async (config, seed) => {
-        const full = llama(config).build();
-        for (const g of [full, runPipeline(full, PIPELINE).graph]) {
-          const r = await checkBackend(backend, g, { seed });
-          expect(r.maxRelError, `${r.summary}; config ${JSON.stringify(config)}`).toBeLessThanOrEqual(tol.rel);
-        }
-      }),
-      { numRuns: 10 },
-    );
-  });
-
-  it('prefill then decode steps (seq = 1 specialised) give the full pass logits', async () => {
-    const full = presetModel('tiny').build();
-    const step = runPipeline(full, PIPELINE).graph;
-    const prefill = await backend.compile(step);
-    const decode = await backend.compile(step, { specialize: { seq: 1 } });
-    const weights = randomBindings(full, 7, { seq: 1 }).param;
-    prefill.setWeights(weights);
-    decode.setWeights(weights);
-    const tokens = [3, 14, 15, 9, 2, 6, 53, 5];
-    const ref = interpret(full, {
-      inputs: { tokens: hostTensor('i32', [tokens.length], tokens) },
-      params: Object.fromEntries(Object.entries(weights).map(([k, w]) => [k, hostTensor('f32', shapeOf(full, k), w)])),
-    })['logits']!;
-    const meta = step.meta['kvCache'] as { maxSeqLen: number; states: string[] };
-    let state: Record<string, HostArray> = Object.fromEntries(meta.states.map((s) => [s, new Float32Array(meta.maxSeqLen * 2 * 8)]));
-    const rows: Float32Array[] = [];
-    const first = 5;
-    const out0 = prefill.run({ inputs: { tokens: Int32Array.from(tokens.slice(0, first)) }, symbols: { pos: 0 }, state });
-    rows.push(out0['logits'] as Float32Array);
-    state = Object.fromEntries(meta.states.map((s) => [s, out0[`state:${s}`]!]));
-    for (let p = first; p < tokens.length; p++) {
-      // alternate executables on the same state arrays: each must see the other's writes
-      const exe = p % 2 ? decode : prefill;
-      const out = exe.run({ inputs: { tokens: Int32Array.of(tokens[p]!) }, symbols: { pos: p, seq: 1 }, state });
-      rows.push(out['logits'] as Float32Array);
-      state = Object.fromEntries(meta.states.map((s) => [s, out[`state:${s}`]!]));
-    }
-    const got = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
-    rows.reduce((at, r) => (got.set(r, at), at + r.length), 0);
-    expect(maxRelError(hostTensor('f32', ref.shape, got), ref, 1e-2)).toBeLessThanOrEqual(tol.rel);
-  });
+  conformanceSuite(backend, { tol, runs: { graphs: 60, fused: 40, llamas: 10 }, alternate: true });
 });
-
-function shapeOf(g: Graph, param: string): number[] {
-  return g.nodes.find((n) => n.op === 'param' && n.attrs['name'] === param)!.type.shape as number[];
-}
 
 function stateGraph(): Graph {
   const b = new GraphBuilder('step');
