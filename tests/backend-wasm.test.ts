@@ -129,6 +129,11 @@ describe('wasm backend specifics', () => {
       [2, 16, 1],
       [5, 100, 31],
       [1, 1, 3],
+      // one row reads MV_STREAMS runs of panels side by side: runs with panels left over, a
+      // partial last panel inside a run, and exactly one panel per run
+      [1, 149, 20],
+      [1, 115, 9],
+      [1, 64, 8],
     ] as const) {
       const b = new GraphBuilder(`mm ${M}x${N}x${K}`);
       b.output('y', b.add('matmul', [b.add('input', [], { name: 'a', dtype: 'f32', shape: [M, K] }), b.add('param', [], { name: 'w', dtype: 'f32', shape: [N, K] })], { transB: true }));

@@ -3,9 +3,9 @@
  * interpreter's, so results differ by f32 roundings):
  *  - mm_pk: b a param stored [N, K] (transB, LLaMA's [out, in] weights), repacked at setWeights
  *    into 16-column panels [⌈N/16⌉][K][16] — one sequential stream per panel. A 2×16 register
- *    tile (8 f32x4 accumulators) for pairs of rows; a single row (decode's matvec) runs 1×16 with
- *    even and odd k in separate accumulators (8 chains, so the multiply-adds overlap). Panels
- *    [p0, p1) only, so that threads can split the columns.
+ *    tile (8 f32x4 accumulators) for pairs of rows; one row alone (decode's matvec) goes to mv_pk,
+ *    which reads several panels side by side (MV_STREAMS); an odd last row runs a 1×16 tile.
+ *    Panels [p0, p1) only, so that threads can split the columns.
  *  - mm_nn: b [K, N] row-major (attention's probabilities · V): 4×8 outer-product tiles.
  *  - mm_nt: b [N, K] not packed (attention scores): 2×4 dot-product tiles, four k at a time.
  * Batch dims that broadcast walk a loop nest; a 2-D b folds a's batch into M.
@@ -26,6 +26,45 @@ function store16(c: WasmCtx, f: Fn, out: number, row: Expr, n: number, N: number
     [0, 1, 2, 3].map((l) => m.if(m.i32.lt_s(m.i32.add(f.get(n), m.i32.const(4 * i + l)), f.get(N)), m.f32.store(16 * i + 4 * l, 4, f.get(rowB), m.f32x4.extract_lane(f.get(a), l)))),
   );
   return m.block(null, [f.set(rowB, base()), m.if(m.i32.le_s(m.i32.add(f.get(n), m.i32.const(16)), f.get(N)), m.block(null, full), m.block(null, lanes))]);
+}
+
+/** Weight streams mv_pk reads at once (472 MB from RAM, one thread, GB/s: 1 stream 24–27, 4 streams 27–35; 8 lost to spills). swiglu_pk's decode path already reads two, gate and up, and measured no better with four. */
+export const MV_STREAMS = 4;
+
+/**
+ * mv_pk: one row (decode's matvec) over panels [P0, P1) of mm_pk's layout. The panels are cut in
+ * MV_STREAMS equal runs walked side by side, so that several weight streams are in flight at once
+ * (one sequential stream leaves memory bandwidth unused); the panels left over go one at a time.
+ */
+function buildMatvecPacked(c: WasmCtx, name: string): void {
+  const { b, m } = c;
+  const f = new Fn(b, m, Array.from({ length: 7 }, () => b.i32));
+  const [A, BP, OUT, N, K, P0, P1] = [0, 1, 2, 3, 4, 5, 6];
+  const I = (v: number) => m.i32.const(v);
+  const [i, q, ap, n, k] = [0, 0, 0, 0, 0].map(() => f.local(b.i32)) as number[];
+  const s = f.local(b.v128);
+  const K4 = () => m.i32.shl(f.get(K), I(2));
+  const zero = () => m.v128.const(new Array(16).fill(0));
+  /** S panels at once, the t-th at panel first(t): the loop over k, then each 16-column block stored. */
+  const streams = (S: number, first: (t: number) => Expr) => {
+    const wp = Array.from({ length: S }, () => f.local(b.i32));
+    const acc = Array.from({ length: 4 * S }, () => f.local(b.v128));
+    const body: Expr[] = [f.set(s, m.v128.load32_splat(0, 4, f.get(ap!)))];
+    for (let t = 0; t < S; t++) for (let j = 0; j < 4; j++) body.push(f.set(acc[4 * t + j]!, c.madd(f.get(s), m.v128.load(16 * j, 16, f.get(wp[t]!)), f.get(acc[4 * t + j]!))));
+    return [
+      ...acc.map((a) => f.set(a, zero())),
+      f.set(ap!, f.get(A)),
+      ...wp.map((w, t) => f.set(w, m.i32.add(f.get(BP), m.i32.mul(first(t), m.i32.shl(K4(), I(4)))))),
+      f.for(k!, I(0), f.at(K), 1, [...body, ...wp.map((w) => f.set(w, m.i32.add(f.get(w), I(64)))), f.set(ap!, m.i32.add(f.get(ap!), I(4)))]),
+      ...wp.flatMap((_, t) => [f.set(n!, m.i32.shl(first(t), I(4))), store16(c, f, OUT, I(0), n!, N, acc.slice(4 * t, 4 * t + 4))]),
+    ];
+  };
+  const S = MV_STREAMS;
+  f.finish(name, b.none, [
+    f.set(q!, m.i32.div_u(m.i32.sub(f.get(P1), f.get(P0)), I(S))),
+    f.for(i!, I(0), f.at(q!), 1, streams(S, (t) => m.i32.add(m.i32.add(f.get(P0), f.get(i!)), m.i32.mul(I(t), f.get(q!))))),
+    f.for(i!, m.i32.add(f.get(P0), m.i32.mul(I(S), f.get(q!))), f.at(P1), 1, streams(1, () => f.get(i!))),
+  ]);
 }
 
 export function buildMatmulPacked(c: WasmCtx, name: string): void {
@@ -74,7 +113,9 @@ export function buildMatmulPacked(c: WasmCtx, name: string): void {
   // Blocks of RB rows, so that the rows of a (RB·K floats) stay in cache across the panels.
   const RB = 32;
   const [rb, mEnd] = [f.local(b.i32), f.local(b.i32)];
+  const mv = c.helper('mv_pk', () => buildMatvecPacked(c, 'mv_pk'));
   f.finish(name, b.none, [
+    m.if(m.i32.eq(f.get(M), m.i32.const(1)), m.block(null, [m.call(mv, [A, BP, OUT, N, K, P0, P1].map((x) => f.get(x)), b.none), m.return()])),
     f.for(rb, m.i32.const(0), f.at(M), RB, [
       f.set(mEnd, m.select(m.i32.lt_s(m.i32.add(f.get(rb), m.i32.const(RB)), f.get(M)), m.i32.add(f.get(rb), m.i32.const(RB)), f.get(M))),
       f.for(p!, f.get(P0), f.at(P1), 1, [
