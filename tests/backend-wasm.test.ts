@@ -13,6 +13,7 @@ import { fuseSwiglu } from '../passes/fuse-swiglu.js';
 import { PIPELINE } from '../passes/pipeline.js';
 import { presetModel } from '../src/dsl/presets.js';
 import { conformanceSuite } from './conformance-suite.js';
+import { mulberry32 } from './seeded-random.js';
 
 /**
  * Tolerances for the wasm backend.
@@ -200,6 +201,44 @@ describe('wasm: rope tables', () => {
       const got = exe.run({ inputs: { x: xs }, symbols: { pos, seq } });
       const ref = interpret(g, { inputs: { x: hostTensor('f32', [seq, 2, 6], xs) }, symbols: { pos } });
       for (const o of ['y', 'z']) expect(maxRelError(hostTensor('f32', [seq, 2, 6], got[o] as Float32Array), ref[o]!, 1e-6), `${o} at pos ${pos}`).toBeLessThanOrEqual(1e-6);
+    }
+  });
+});
+
+describe('wasm: exp and softmax in the module', () => {
+  // exp64 (scalar), exp64x2 and softmax_row's inline pair are one polynomial; rounded to f32, exp
+  // must be Math.exp's value (the js backend's), edge cases included.
+  it('exp rounds to Math.exp\'s f32 on 100,000 inputs and the edges', async () => {
+    const edges = [0, -0, 1e-30, -1e-30, 0.5, -0.5, 88.7, 88.8, -87, -103.9, -745, -746, -747, 708, 709, 710, -Infinity, Infinity, NaN];
+    const n = 100_000;
+    const u = mulberry32(7);
+    const xs = Float32Array.from({ length: n }, (_, i) => (i < edges.length ? edges[i]! : (u() - 0.5) * (i % 3 ? 24 : 1600)));
+    const b = new GraphBuilder('exp');
+    b.output('y', b.add('exp', [b.add('input', [], { name: 'x', dtype: 'f32', shape: [n] })], {}));
+    const exe = await BACKENDS[0]![1].compile(b.build());
+    exe.setWeights({});
+    const y = exe.run({ inputs: { x: xs }, symbols: {} })['y'] as Float32Array;
+    const bad = [...xs].map((x, i) => [x, Math.fround(Math.exp(x)), y[i]!] as const).filter(([, want, got]) => !Object.is(want, got));
+    expect(bad.slice(0, 5)).toEqual([]);
+  });
+
+  // Rows of every length mod 4, a causal mask's −∞, exps below and above exp64's fast range, and
+  // a NaN: the vector path, its lane-by-lane fallback and the scalar tail.
+  it.each(BACKENDS)('softmax along the last axis matches the interpreter at odd lengths, masked and extreme (%s)', async (_, backend) => {
+    for (const len of [1, 3, 4, 7, 130]) {
+      const b = new GraphBuilder(`softmax ${len}`);
+      const x = b.add('input', [], { name: 'x', dtype: 'f32', shape: [3, 5, len] });
+      b.output('y', b.add('softmax', [b.add('causal_mask', [x], { offset: len - 5 })], { axis: -1 }));
+      const g = b.build();
+      const exe = await backend.compile(g);
+      exe.setWeights({});
+      const xs = Float32Array.from({ length: 15 * len }, (_, i) => Math.sin(i) * (i % 7 === 0 ? 800 : 3));
+      const got = exe.run({ inputs: { x: xs }, symbols: {} })['y'] as Float32Array;
+      const ref = interpret(g, { inputs: { x: hostTensor('f32', [3, 5, len], xs) }, symbols: {} });
+      expect(maxRelError(hostTensor('f32', [3, 5, len], got), ref['y']!, 1e-6), `length ${len}`).toBeLessThanOrEqual(1e-6);
+      xs[0] = Number.NaN;
+      const nan = exe.run({ inputs: { x: xs }, symbols: {} })['y'] as Float32Array;
+      expect([...nan.subarray(0, len)].every(Number.isNaN), `a NaN in a row of ${len}`).toBe(true);
     }
   });
 });

@@ -1,17 +1,100 @@
 /**
  * softmax along an axis: the lane's max, then e = exp(x − max) (stored in the result as f32)
  * summed in f64, then each e divided by the sum. exp is exp64 (exp.ts), in the module.
+ *  - along the last axis (attention's scores), softmax_row: four elements at a time — the max in
+ *    f32x4, exp two f64 lanes at a time inline (bit for bit exp64), two partial sums. A causal
+ *    mask's −∞ entries stay on this path (their exp is 0 by a select); any other element outside
+ *    exp's fast range sends its four to exp64x2.
+ *  - along any other axis, element by element.
  */
-import { exp64 } from './exp.js';
-import type { WasmKernel } from './kernel.js';
+import { type Expr, Fn } from '../fn.js';
+import { exp2Inline, exp64, exp64x2 } from './exp.js';
+import type { WasmCtx, WasmKernel } from './kernel.js';
 import { axisOf } from './kernel.js';
 import { laneAt, lanes } from './lanes.js';
+
+/** f32 lanes 0–1 / 2–3 of a vector as f64x2. */
+const promoteLo = (c: WasmCtx, v: Expr) => c.m.f64x2.promote_low_f32x4(v);
+const promoteHi = (c: WasmCtx, v: Expr) => c.m.f64x2.promote_low_f32x4(c.m.i8x16.shuffle(v, c.m.v128.const(new Array(16).fill(0)), [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]));
+/** Two f64x2 rounded to f32 and joined into one f32x4. */
+const demote2 = (c: WasmCtx, lo: Expr, hi: Expr) => c.m.i8x16.shuffle(c.m.f32x4.demote_f64x2_zero(lo), c.m.f32x4.demote_f64x2_zero(hi), [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]);
+
+/** Declare `softmax_row(x, out, len)` over `len` contiguous f32. */
+function softmaxRow(c: WasmCtx): string {
+  const scalar = exp64(c);
+  const pair = exp64x2(c);
+  return c.helper('softmax_row', () => {
+    const { b, m } = c;
+    const f = new Fn(b, m, [b.i32, b.i32, b.i32]);
+    const [X, O, LEN] = [0, 1, 2];
+    const I = (v: number) => m.i32.const(v);
+    const d2 = (v: number) => m.f64x2.splat(m.f64.const(v));
+    const [j, end4] = [f.local(b.i32), f.local(b.i32)];
+    const vl = () => f.local(b.v128);
+    const [mx4, v, lo, hi, k0, r0, k1, r1, sum, mx2] = [vl(), vl(), vl(), vl(), vl(), vl(), vl(), vl(), vl(), vl()];
+    const [mx, s, e] = [f.local(b.f32), f.local(b.f64), f.local(b.f64)];
+    const at = (base: number) => m.i32.add(f.get(base), m.i32.shl(f.get(j), I(2)));
+    const lane = (l: number) => m.f32x4.extract_lane(f.get(mx4), l);
+    // lanes in exp's range, or below −746 (exp is 0 there, as exp64 returns)
+    const inRange = (x: number) => m.v128.and(m.f64x2.ge(f.get(x), d2(-708)), m.f64x2.le(f.get(x), d2(709)));
+    const fastOk = (x: number) => m.v128.or(inRange(x), m.f64x2.lt(f.get(x), d2(-746)));
+    const fastExp = (x: number, k: number, r: number) => {
+      const clamped = () => m.f64x2.max(f.get(x), d2(-708));
+      const ex = exp2Inline(c, f, clamped, k, r);
+      return { pre: ex.pre, value: m.v128.bitselect(ex.value, d2(0), inRange(x)) };
+    };
+    const [eLo, eHi] = [fastExp(lo, k0, r0), fastExp(hi, k1, r1)];
+    f.finish('softmax_row', b.none, [
+      f.set(end4, m.i32.and(f.get(LEN), I(~3))),
+      // the max
+      f.set(mx4, m.f32x4.splat(m.f32.const(-Infinity))),
+      f.for(j, I(0), f.at(end4), 4, [f.set(mx4, m.f32x4.max(f.get(mx4), m.v128.load(0, 4, at(X))))]),
+      f.set(mx, m.f32.max(m.f32.max(lane(0), lane(1)), m.f32.max(lane(2), lane(3)))),
+      f.for(j, f.get(end4), f.at(LEN), 1, [f.set(mx, m.f32.max(f.get(mx), m.f32.load(0, 4, at(X))))]),
+      // e = exp(x − max), four at a time, summed in two f64 lanes
+      f.set(mx2, m.f64x2.splat(m.f64.promote(f.get(mx)))),
+      f.set(sum, d2(0)),
+      f.for(j, I(0), f.at(end4), 4, [
+        f.set(v, m.v128.load(0, 4, at(X))),
+        f.set(lo, m.f64x2.sub(promoteLo(c, f.get(v)), f.get(mx2))),
+        f.set(hi, m.f64x2.sub(promoteHi(c, f.get(v)), f.get(mx2))),
+        m.if(
+          m.i32.and(m.i64x2.all_true(fastOk(lo)), m.i64x2.all_true(fastOk(hi))),
+          m.block(null, [...eLo.pre, ...eHi.pre, f.set(lo, eLo.value), f.set(hi, eHi.value)]),
+          m.block(null, [f.set(lo, m.call(pair, [f.get(lo)], b.v128)), f.set(hi, m.call(pair, [f.get(hi)], b.v128))]),
+        ),
+        f.set(sum, m.f64x2.add(m.f64x2.add(f.get(sum), f.get(lo)), f.get(hi))),
+        m.v128.store(0, 4, at(O), demote2(c, f.get(lo), f.get(hi))),
+      ]),
+      f.set(s, m.f64.add(m.f64x2.extract_lane(f.get(sum), 0), m.f64x2.extract_lane(f.get(sum), 1))),
+      f.for(j, f.get(end4), f.at(LEN), 1, [
+        f.set(e, m.call(scalar, [m.f64.sub(m.f64.promote(m.f32.load(0, 4, at(X))), m.f64x2.extract_lane(f.get(mx2), 0))], b.f64)),
+        f.set(s, m.f64.add(f.get(s), f.get(e))),
+        m.f32.store(0, 4, at(O), m.f32.demote(f.get(e))),
+      ]),
+      // each e divided by the sum (in f64, as the scalar path)
+      f.set(mx2, m.f64x2.splat(f.get(s))),
+      f.for(j, I(0), f.at(end4), 4, [
+        f.set(v, m.v128.load(0, 4, at(O))),
+        m.v128.store(0, 4, at(O), demote2(c, m.f64x2.div(promoteLo(c, f.get(v)), f.get(mx2)), m.f64x2.div(promoteHi(c, f.get(v)), f.get(mx2)))),
+      ]),
+      f.for(j, f.get(end4), f.at(LEN), 1, [m.f32.store(0, 4, at(O), m.f32.demote(m.f64.div(m.f64.promote(m.f32.load(0, 4, at(O))), f.get(s))))]),
+    ]);
+  });
+}
 
 export const softmaxKernel: WasmKernel = (c) => {
   const { m, f, b } = c;
   const shape = c.types[0]!.shape;
+  const axis = axisOf(c.node, shape.length);
+  if (axis === shape.length - 1) {
+    const row = softmaxRow(c);
+    return lanes(c, shape, axis, 'same', (x0, _o0, len) => [
+      m.call(row, [m.i32.add(c.in(0), m.i32.shl(x0(), m.i32.const(2))), m.i32.add(c.out(), m.i32.shl(x0(), m.i32.const(2))), len()], b.none),
+    ]);
+  }
   const [k, mx, s, e] = [f.local(b.i32), f.local(b.f64), f.local(b.f64), f.local(b.f64)];
-  return lanes(c, shape, axisOf(c.node, shape.length), 'same', (x0, o0, len, stride) => {
+  return lanes(c, shape, axis, 'same', (x0, o0, len, stride) => {
     const x = () => m.f64.promote(m.f32.load(0, 4, laneAt(c, c.in(0), x0, f.get(k), stride)));
     const outAt = () => laneAt(c, c.out(), o0, f.get(k), stride);
     return [
