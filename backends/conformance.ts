@@ -154,6 +154,28 @@ export function conformanceCases(): ConformanceCase[] {
       return body.add('mul', [up, body.add('silu', [body.add('matmul', [x!, w1!], { transB: true })])]);
     }),
   S);
+  for (const [scaled, offset] of [
+    [true, pos],
+    [false, pos],
+  ] as const)
+    add(
+      `fused causal_softmax [2, seq, pos + seq] offset pos${scaled ? ', scaled' : ''}`,
+      (b) => {
+        const x = f32(b, 'x', [2, seq, dimAdd(pos, seq)]);
+        const ops = scaled ? [x, b.add('const', [], { dtype: 'f32', shape: [], value: [0.125] })] : [x];
+        return fused(b, 'causal_softmax', ops, (body, [xa, sa]) => {
+          const y = sa === undefined ? xa! : body.add('mul', [sa, xa!]);
+          return body.add('softmax', [body.add('causal_mask', [y], { offset })], { axis: -1 });
+        });
+      },
+      { seq: 5, pos: 2 },
+    );
+  add('fused causal_softmax [3, 4, 7] offset −1 (a row with nothing kept is NaN)', (b) =>
+    fused(b, 'causal_softmax', [f32(b, 'x', [3, 4, 7])], (body, [x]) => body.add('softmax', [body.add('causal_mask', [x!], { offset: -1 })], { axis: 2 })),
+  );
+  add('fused causal_softmax, a body of another form (runs as its decomposition)', (b) =>
+    fused(b, 'causal_softmax', [f32(b, 'x', [4, 4])], (body, [x]) => body.add('softmax', [body.add('causal_mask', [x!], { offset: 0 })], { axis: 0 })),
+  );
   add('fused elementwise with broadcasting and consts', (b) =>
     fused(b, 'elementwise', [f32(b, 'a', [3, 50]), f32(b, 'b', [50]), f32(b, 'c', [3, 1])], (body, [a, bb, c]) => {
       const t = body.add('mul', [a!, bb!]);

@@ -200,7 +200,7 @@ describe('kiln run, logits, compile --out, fuzz', () => {
     expect(j.profile.prefill.runs).toBe(1);
     expect(j.profile.decode.runs).toBe(7);
     const ops = j.profile.decode.ops;
-    expect(ops.map((o) => o.op)).toEqual(expect.arrayContaining(['matmul', 'fused:swiglu', 'fused:rope_qk', 'softmax', 'rmsnorm']));
+    expect(ops.map((o) => o.op)).toEqual(expect.arrayContaining(['matmul', 'fused:swiglu', 'fused:rope_qk', 'fused:causal_softmax', 'rmsnorm']));
     expect(ops.reduce((a, o) => a + o.share, 0)).toBeCloseTo(1, 6);
     expect(ops.every((o) => o.ms >= 0 && o.nodes > 0)).toBe(true);
     const text = kiln(['run', 'preset:tiny', '--backend', 'js', '--tokens', '1,2,3', '--max-tokens', '4', '--profile']);
@@ -234,14 +234,15 @@ describe('kiln run, logits, compile --out, fuzz', () => {
     const out = join(tmp, 'compiled');
     const r = kiln(['compile', 'examples/llama.ts', '--backend', 'js', '--out', out, '--dump-after', 'all']);
     expect(r.status).toBe(0);
-    for (const pass of ['constant-fold', 'insert-kv-cache', 'fuse-rope-qk', 'fuse-swiglu', 'plan-memory']) expect(r.stdout).toMatch(new RegExp(`\n${pass} +\\d+\\.\\d+ +\\d+ → \\d+`));
+    for (const pass of ['constant-fold', 'insert-kv-cache', 'fuse-rope-qk', 'fuse-swiglu', 'fuse-causal-softmax', 'plan-memory']) expect(r.stdout).toMatch(new RegExp(`\n${pass} +\\d+\\.\\d+ +\\d+ → \\d+`));
     expect(r.stdout).toMatch(/memory plan \(pos ≤ 2048, seq ≤ 2048, maxSeqLen 2048\):\n {2}arena +[\d,]+ bytes/);
     expect(readdirSync(out).sort()).toEqual(['dumps', 'llama.decode.js', 'llama.prefill.js']);
     const dumps = readdirSync(join(out, 'dumps'));
-    expect(dumps).toEqual(['001_constant-fold.ir', '002_cse.ir', '003_dce.ir', '004_insert-kv-cache.ir', '005_fuse-rope-qk.ir', '006_fuse-swiglu.ir', '007_fuse-elementwise.ir', '008_dce.ir', '009_plan-memory.ir']);
-    const last = readFileSync(join(out, 'dumps', '009_plan-memory.ir'), 'utf8');
+    expect(dumps).toEqual(['001_constant-fold.ir', '002_cse.ir', '003_dce.ir', '004_insert-kv-cache.ir', '005_fuse-rope-qk.ir', '006_fuse-swiglu.ir', '007_fuse-causal-softmax.ir', '008_fuse-elementwise.ir', '009_dce.ir', '010_plan-memory.ir']);
+    const last = readFileSync(join(out, 'dumps', '010_plan-memory.ir'), 'utf8');
     expect(last).toMatch(/= fused .*\{pattern="rope_qk"\}/);
     expect(last).toMatch(/= fused .*\{pattern="swiglu"\}/);
+    expect(last).toMatch(/= fused .*\{pattern="causal_softmax"\}/);
     expect(last).toMatch(/= state "cache\.k\.0" +f32\[2048, 6, 48\]/);
     expect(readFileSync(join(out, 'dumps', '003_dce.ir'), 'utf8')).not.toContain('fused');
     // the decode module runs on its own: import it, bind zero weights, run one token

@@ -5,6 +5,8 @@ import { sym } from '../graph/dim.js';
 import type { Graph } from '../graph/graph.js';
 import type { FusedBody } from '../graph/ops.js';
 import { validate } from '../graph/validate.js';
+import { causalSoftmaxForm } from '../backends/js/kernels/fused-causal-softmax.js';
+import { CAUSAL_SOFTMAX, fuseCausalSoftmax } from '../passes/fuse-causal-softmax.js';
 import { ELEMENTWISE, fuseElementwise } from '../passes/fuse-elementwise.js';
 import { ROPE_QK, fuseRopeQk, ropeQkParts } from '../passes/fuse-rope-qk.js';
 import { SWIGLU, fuseSwiglu } from '../passes/fuse-swiglu.js';
@@ -18,6 +20,7 @@ import { type TinyLlama, arbTinyLlama, outputError, randomBindings, tinyLlamaCas
 const EXPECTED: Record<string, (t: TinyLlama) => number> = {
   [ROPE_QK]: (t) => t.config.nLayers,
   [SWIGLU]: (t) => (t.activation === 'swiglu' ? t.config.nLayers : 0),
+  [CAUSAL_SOFTMAX]: (t) => t.config.nLayers,
   // Gated FFNs and squared ReLU leave act·up (or r·r) as a chain; each LayerNorm leaves two
   // chains (var + eps → rsqrt, and the normalise-scale-shift); the rest are single ops.
   [ELEMENTWISE]: (t) =>
@@ -27,6 +30,7 @@ const EXPECTED: Record<string, (t: TinyLlama) => number> = {
 const FUSIONS: readonly (readonly [string, Pass])[] = [
   [ROPE_QK, fuseRopeQk],
   [SWIGLU, fuseSwiglu],
+  [CAUSAL_SOFTMAX, fuseCausalSoftmax],
   [ELEMENTWISE, fuseElementwise],
 ];
 
@@ -153,6 +157,32 @@ describe('fusions fuse only values nothing else reads', () => {
       expect(out.nodes.map((n) => n.op)).toEqual(['input', 'param', 'param', 'fused']);
     }
     expect(fuseSwiglu.run(ffn('act-up', true), {}).stats['fused']).toBe(0);
+  });
+
+  it('causal_softmax: takes the scale in either order or none, not a mask read elsewhere, another axis or a scale of many elements', () => {
+    const scores = (scale: 'left' | 'right' | 'none' | 'wide', opts: { maskOut?: boolean; axis?: number } = {}) => {
+      const b = new GraphBuilder('sm');
+      const x = b.add('input', [], { name: 'x', dtype: 'f32', shape: [2, sym('seq'), sym('seq')] });
+      const c = b.add('const', [], { dtype: 'f32', shape: scale === 'wide' ? [2, 1, 1] : [], value: scale === 'wide' ? [0.5, 0.25] : [0.125] });
+      const y = scale === 'none' ? x : b.add('mul', scale === 'left' ? [c, x] : [x, c]);
+      const mask = b.add('causal_mask', [y], { offset: 0 });
+      b.output('p', b.add('softmax', [mask], { axis: opts.axis ?? -1 }));
+      if (opts.maskOut) b.output('mask', mask);
+      return b.build();
+    };
+    for (const scale of ['left', 'right', 'none'] as const) {
+      const out = fuseCausalSoftmax.run(scores(scale), {}).graph;
+      const f = out.nodes.find((n) => n.op === 'fused')!;
+      expect(f.inputs.map((i) => out.nodes[i]!.op)).toEqual(scale === 'none' ? ['input'] : ['input', 'const']);
+      const body = f.attrs['body'] as FusedBody;
+      expect(body.nodes.map((n) => n.op)).toEqual(scale === 'none' ? ['input', 'causal_mask', 'softmax'] : ['input', 'input', 'mul', 'causal_mask', 'softmax']);
+      expect(causalSoftmaxForm(body)).toEqual(scale === 'none' ? { x: 0, offset: 0 } : { x: 0, scale: 1, offset: 0 });
+    }
+    // a scale that is not one element stays a mul outside; the mask and softmax still fuse
+    const wide = fuseCausalSoftmax.run(scores('wide'), {}).graph;
+    expect(wide.nodes.map((n) => n.op)).toEqual(['input', 'const', 'mul', 'fused']);
+    expect(fuseCausalSoftmax.run(scores('right', { maskOut: true }), {}).stats['fused']).toBe(0);
+    expect(fuseCausalSoftmax.run(scores('right', { axis: 1 }), {}).stats['fused']).toBe(0);
   });
 
   it('elementwise: takes a tree with its small consts, stops at a value read outside or of another shape, leaves single ops', () => {

@@ -23,21 +23,22 @@ function thrown(fn: () => unknown): Error {
   throw new Error('expected an error');
 }
 
-const KNOWN = 'constant-fold, cse, dce, insert-kv-cache, fuse-rope-qk, fuse-swiglu, fuse-elementwise, plan-memory';
+const KNOWN = 'constant-fold, cse, dce, insert-kv-cache, fuse-rope-qk, fuse-swiglu, fuse-causal-softmax, fuse-elementwise, plan-memory';
 
 describe('the pipeline', () => {
   it('lists the passes in the agreed order, each with a one-line reason', () => {
     expect(PIPELINE.map((p) => p.name).join(', ')).toBe(
-      'constant-fold, cse, dce, insert-kv-cache, fuse-rope-qk, fuse-swiglu, fuse-elementwise, dce, plan-memory',
+      'constant-fold, cse, dce, insert-kv-cache, fuse-rope-qk, fuse-swiglu, fuse-causal-softmax, fuse-elementwise, dce, plan-memory',
     );
     for (const p of PIPELINE) expect(p.reason).toMatch(/^[^\n]{10,100}$/);
   });
 
-  it('compiles the tiny preset: a step graph with both kernel fusions per layer and a memory plan', () => {
+  it('compiles the tiny preset: a step graph with the three kernel fusions per layer and a memory plan', () => {
     const g = presetModel('tiny').build();
     const { graph, reports } = runPipeline(g, PIPELINE);
     expect(countFused(graph, 'rope_qk')).toBe(2);
     expect(countFused(graph, 'swiglu')).toBe(2);
+    expect(countFused(graph, 'causal_softmax')).toBe(2);
     expect(graph.meta['memoryPlan']).toBeDefined();
     expect(graph.meta['kvCache']).toBeDefined();
     expect(reports.map((r) => r.name)).toEqual(PIPELINE.map((p) => p.name));

@@ -58,7 +58,9 @@ function expand(g: Graph, notes: string[]): Node[] {
         throw new KilnError('K1019', `gpu backend: no kernel for fused pattern '${pattern}' (%${n.id}${n.scope ? ` in ${n.scope}` : ''}); it has ${[...Object.keys(FUSED_KERNELS), ...INLINED_PATTERNS].join(', ')}`, n.loc);
       const body = n.attrs['body'] as FusedBody;
       if (!fk || !fk.form(body)) {
-        notes.push(`%${n.id} fused ${pattern}: runs as its decomposition (one kernel per core op)`);
+        // a pattern this backend always inlines is noted once, with its count, below
+        if (fk) notes.push(`%${n.id} fused ${pattern}: runs as its decomposition (one kernel per core op)`);
+        else inlined.set(pattern, (inlined.get(pattern) ?? 0) + 1);
         for (const m of inlineBody(n, () => next++, 'broadcast')) visit(m);
         return;
       }
@@ -67,7 +69,9 @@ function expand(g: Graph, notes: string[]): Node[] {
     }
     nodes.push(n);
   };
+  const inlined = new Map<string, number>();
   g.nodes.forEach(visit);
+  for (const [pattern, count] of inlined) notes.push(`fused ${pattern} (${count} nodes): runs as its decomposition on this backend (one kernel per core op)`);
   return nodes;
 }
 

@@ -22,7 +22,7 @@ import type { Graph } from '../../graph/graph.js';
 import type { Backend, CompileOptions, DebugRun, Executable, HostArray, RunArgs } from '../backend.js';
 import { DEVICES, type DeviceChoice, type DeviceName, KERNEL_CLASS, deviceError, headlessGlProblem, loadGpuJs, webgpuProblem } from './device.js';
 import { BACKEND, EXPORT_LINE, emitModule } from './emit.js';
-import { FUSED_KERNELS } from './kernels/index.js';
+import { FUSED_KERNELS, INLINED_PATTERNS } from './kernels/index.js';
 import { type ModelArgs, StateSync, type StateTraffic } from './state.js';
 import { WebGpuHost, WebGpuModel } from './webgpu-host.js';
 
@@ -87,7 +87,7 @@ export function gpuBackend(opts: { device?: DeviceChoice } = {}): Backend {
   const choice = opts.device ?? 'auto';
   return {
     name: BACKEND,
-    caps: { fusedPatterns: Object.keys(FUSED_KERNELS), simd: false, threads: 1, maxTextureSize: 8192 },
+    caps: { fusedPatterns: [...Object.keys(FUSED_KERNELS), ...INLINED_PATTERNS], simd: false, threads: 1, maxTextureSize: 8192 },
     async compile(program: Graph, copts: CompileOptions = {}): Promise<Executable> {
       const { source, stateOuts } = emitModule(program, copts);
       const device = await pickDevice(choice);

@@ -17,6 +17,7 @@ import type { Graph, Node } from '../../graph/graph.js';
 import type { FusedBody } from '../../graph/ops.js';
 import { elementwiseForm } from '../js/kernels/fused-elementwise.js';
 import { ropeQkForm } from '../js/kernels/fused-rope-qk.js';
+import { causalSoftmaxForm } from '../js/kernels/fused-causal-softmax.js';
 import { swigluForm } from '../js/kernels/fused-swiglu.js';
 import { ropeQkScratch } from './kernels/fused-rope-qk.js';
 import { inlineBody } from '../inline.js';
@@ -25,7 +26,7 @@ import { ROPE_ID0, type RopeTable, ropeKey, ropeUses } from './rope-table.js';
 
 export const BACKEND = 'wasm';
 /** Fused patterns the wasm backend runs as one kernel (a body of another form runs as its decomposition). */
-export const FUSED = ['rope_qk', 'swiglu', 'elementwise'] as const;
+export const FUSED = ['rope_qk', 'swiglu', 'causal_softmax', 'elementwise'] as const;
 /** Slot-table id of the scratch area (no node has a negative id). */
 export const SCRATCH_ID = -1;
 
@@ -35,6 +36,7 @@ const HAS_FORM: Readonly<Record<string, (n: Node, body: FusedBody) => boolean>> 
   elementwise: (_n, body) => elementwiseForm(body),
   rope_qk: (n, body) => ropeQkForm(body) !== undefined && f32Operands(n, body),
   swiglu: (n, body) => swigluForm(body) !== undefined && f32Operands(n, body),
+  causal_softmax: (n, body) => causalSoftmaxForm(body) !== undefined && f32Operands(n, body),
 };
 export const TABLE_BYTES = 4096;
 /** The slot words end where the threads' job area (emit.ts JOB) begins. */

@@ -53,5 +53,9 @@ export const FUSED_KERNELS: Readonly<Record<string, FusedKernel>> = {
   rope_qk: { form: ropeQkGpuForm, kernel: ropeQkKernel },
   swiglu: { form: swigluGpuForm, kernel: swigluKernel },
 };
-/** Patterns this backend accepts only by inlining their body (none now). */
-export const INLINED_PATTERNS: readonly string[] = [];
+/**
+ * Patterns this backend accepts only by inlining their body. causal_softmax: each output is its
+ * own GPU thread either way, so the fused form would skip no work (the wasm and js kernels skip
+ * the masked half of each row).
+ */
+export const INLINED_PATTERNS: readonly string[] = ['causal_softmax'];

@@ -4,6 +4,7 @@
  * A fused pattern's `form` says whether a body has the shape its kernel reads; a body that does
  * not runs as its decomposition (the emitter inlines it), with a note in the generated source.
  */
+import { causalSoftmaxForm, causalSoftmaxKernel } from './fused-causal-softmax.js';
 import type { FusedBody, OpKind } from '../../../graph/ops.js';
 import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from '../../../graph/ops.js';
 import { broadcastKernel } from './broadcast.js';
@@ -53,6 +54,7 @@ export interface FusedKernel {
 
 export const FUSED_KERNELS: Readonly<Record<string, FusedKernel>> = {
   rope_qk: { form: (b) => ropeQkForm(b) !== undefined, kernel: ropeQkKernel },
+  causal_softmax: { form: (b) => causalSoftmaxForm(b) !== undefined, kernel: causalSoftmaxKernel },
   swiglu: { form: (b) => swigluForm(b) !== undefined, kernel: swigluKernel },
   elementwise: { form: elementwiseForm, kernel: fusedElementwiseKernel },
 };

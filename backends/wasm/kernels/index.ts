@@ -1,6 +1,6 @@
 /**
  * The wasm backend's kernels, one per op of graph/ops.ts and one per fused pattern
- * (elementwise, rope_qk, swiglu; a body of another form runs as its decomposition). Sources
+ * (elementwise, rope_qk, swiglu, causal_softmax; a body of another form runs as its decomposition). Sources
  * (input, param, state, const) are placed by the layout, not computed.
  */
 import type { OpKind } from '../../../graph/ops.js';
@@ -8,6 +8,7 @@ import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from '../../../graph/ops.js';
 import { broadcastKernel } from './broadcast.js';
 import { causalMaskKernel } from './causal-mask.js';
 import { concatKernel } from './concat.js';
+import { causalSoftmaxKernel } from './fused-causal-softmax.js';
 import { binaryKernel, unaryKernel } from './elementwise.js';
 import { fusedElementwiseKernel } from './fused-elementwise.js';
 import { ropeQkKernel } from './fused-rope-qk.js';
@@ -44,4 +45,4 @@ export const KERNELS: Partial<Record<OpKind, WasmKernel>> = {
   causal_mask: causalMaskKernel,
 };
 
-export const FUSED_KERNELS: Readonly<Record<string, WasmKernel>> = { elementwise: fusedElementwiseKernel, rope_qk: ropeQkKernel, swiglu: swigluKernel };
+export const FUSED_KERNELS: Readonly<Record<string, WasmKernel>> = { elementwise: fusedElementwiseKernel, rope_qk: ropeQkKernel, swiglu: swigluKernel, causal_softmax: causalSoftmaxKernel };

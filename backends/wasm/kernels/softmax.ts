@@ -1,7 +1,7 @@
 /**
  * softmax along an axis: the lane's max, then e = exp(x − max) (stored in the result as f32)
  * summed in f64, then each e divided by the sum. exp is exp64 (exp.ts), in the module.
- *  - along the last axis (attention's scores), softmax_row: four elements at a time — the max in
+ *  - along the last axis, softmax_row (also fused causal_softmax's): four elements at a time — the max in
  *    f32x4, exp two f64 lanes at a time inline (bit for bit exp64), two partial sums. A causal
  *    mask's −∞ entries stay on this path (their exp is 0 by a select); any other element outside
  *    exp's fast range sends its four to exp64x2.
@@ -19,14 +19,20 @@ const promoteHi = (c: WasmCtx, v: Expr) => c.m.f64x2.promote_low_f32x4(c.m.i8x16
 /** Two f64x2 rounded to f32 and joined into one f32x4. */
 const demote2 = (c: WasmCtx, lo: Expr, hi: Expr) => c.m.i8x16.shuffle(c.m.f32x4.demote_f64x2_zero(lo), c.m.f32x4.demote_f64x2_zero(hi), [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]);
 
-/** Declare `softmax_row(x, out, len)` over `len` contiguous f32. */
-function softmaxRow(c: WasmCtx): string {
+/**
+ * Declare `softmax_row(x, out, len, keep, scale)`: over `len` contiguous f32, the softmax of the
+ * first `keep` values times `scale` (each product rounded to f32, as a mul kernel stores it), and
+ * zeros after them; with `keep` 0, NaN throughout (the softmax of a row of −∞). The plain softmax
+ * passes keep = len and scale 1 (x·1 is x, ±∞ and NaN included).
+ */
+export function softmaxRow(c: WasmCtx): string {
   const scalar = exp64(c);
   const pair = exp64x2(c);
   return c.helper('softmax_row', () => {
     const { b, m } = c;
-    const f = new Fn(b, m, [b.i32, b.i32, b.i32]);
-    const [X, O, LEN] = [0, 1, 2];
+    const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.f32]);
+    const [X, O, ROW, LEN, SCALE] = [0, 1, 2, 3, 4];
+    const sc = f.local(b.v128);
     const I = (v: number) => m.i32.const(v);
     const d2 = (v: number) => m.f64x2.splat(m.f64.const(v));
     const [j, end4] = [f.local(b.i32), f.local(b.i32)];
@@ -45,17 +51,19 @@ function softmaxRow(c: WasmCtx): string {
     };
     const [eLo, eHi] = [fastExp(lo, k0, r0), fastExp(hi, k1, r1)];
     f.finish('softmax_row', b.none, [
+      m.if(m.i32.eqz(f.get(LEN)), m.block(null, [f.for(j, I(0), f.at(ROW), 1, [m.f32.store(0, 4, at(O), m.f32.const(Number.NaN))]), m.return()])),
+      f.set(sc, m.f32x4.splat(f.get(SCALE))),
       f.set(end4, m.i32.and(f.get(LEN), I(~3))),
       // the max
       f.set(mx4, m.f32x4.splat(m.f32.const(-Infinity))),
-      f.for(j, I(0), f.at(end4), 4, [f.set(mx4, m.f32x4.max(f.get(mx4), m.v128.load(0, 4, at(X))))]),
+      f.for(j, I(0), f.at(end4), 4, [f.set(mx4, m.f32x4.max(f.get(mx4), m.f32x4.mul(m.v128.load(0, 4, at(X)), f.get(sc))))]),
       f.set(mx, m.f32.max(m.f32.max(lane(0), lane(1)), m.f32.max(lane(2), lane(3)))),
-      f.for(j, f.get(end4), f.at(LEN), 1, [f.set(mx, m.f32.max(f.get(mx), m.f32.load(0, 4, at(X))))]),
+      f.for(j, f.get(end4), f.at(LEN), 1, [f.set(mx, m.f32.max(f.get(mx), m.f32.mul(m.f32.load(0, 4, at(X)), f.get(SCALE))))]),
       // e = exp(x − max), four at a time, summed in two f64 lanes
       f.set(mx2, m.f64x2.splat(m.f64.promote(f.get(mx)))),
       f.set(sum, d2(0)),
       f.for(j, I(0), f.at(end4), 4, [
-        f.set(v, m.v128.load(0, 4, at(X))),
+        f.set(v, m.f32x4.mul(m.v128.load(0, 4, at(X)), f.get(sc))),
         f.set(lo, m.f64x2.sub(promoteLo(c, f.get(v)), f.get(mx2))),
         f.set(hi, m.f64x2.sub(promoteHi(c, f.get(v)), f.get(mx2))),
         m.if(
@@ -68,7 +76,7 @@ function softmaxRow(c: WasmCtx): string {
       ]),
       f.set(s, m.f64.add(m.f64x2.extract_lane(f.get(sum), 0), m.f64x2.extract_lane(f.get(sum), 1))),
       f.for(j, f.get(end4), f.at(LEN), 1, [
-        f.set(e, m.call(scalar, [m.f64.sub(m.f64.promote(m.f32.load(0, 4, at(X))), m.f64x2.extract_lane(f.get(mx2), 0))], b.f64)),
+        f.set(e, m.call(scalar, [m.f64.sub(m.f64.promote(m.f32.mul(m.f32.load(0, 4, at(X)), f.get(SCALE))), m.f64x2.extract_lane(f.get(mx2), 0))], b.f64)),
         f.set(s, m.f64.add(f.get(s), f.get(e))),
         m.f32.store(0, 4, at(O), m.f32.demote(f.get(e))),
       ]),
@@ -79,6 +87,7 @@ function softmaxRow(c: WasmCtx): string {
         m.v128.store(0, 4, at(O), demote2(c, m.f64x2.div(promoteLo(c, f.get(v)), f.get(mx2)), m.f64x2.div(promoteHi(c, f.get(v)), f.get(mx2)))),
       ]),
       f.for(j, f.get(end4), f.at(LEN), 1, [m.f32.store(0, 4, at(O), m.f32.demote(m.f64.div(m.f64.promote(m.f32.load(0, 4, at(O))), f.get(s))))]),
+      f.for(j, f.get(LEN), f.at(ROW), 1, [m.f32.store(0, 4, at(O), m.f32.const(0))]),
     ]);
   });
 }
@@ -90,7 +99,7 @@ export const softmaxKernel: WasmKernel = (c) => {
   if (axis === shape.length - 1) {
     const row = softmaxRow(c);
     return lanes(c, shape, axis, 'same', (x0, _o0, len) => [
-      m.call(row, [m.i32.add(c.in(0), m.i32.shl(x0(), m.i32.const(2))), m.i32.add(c.out(), m.i32.shl(x0(), m.i32.const(2))), len()], b.none),
+      m.call(row, [m.i32.add(c.in(0), m.i32.shl(x0(), m.i32.const(2))), m.i32.add(c.out(), m.i32.shl(x0(), m.i32.const(2))), len(), len(), m.f32.const(1)], b.none),
     ]);
   }
   const [k, mx, s, e] = [f.local(b.i32), f.local(b.f64), f.local(b.f64), f.local(b.f64)];
