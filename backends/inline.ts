@@ -1,5 +1,5 @@
 import type { Node } from '../graph/graph.js';
-import type { FusedBody } from '../graph/ops.js';
+import { bodyArgIndex, type FusedBody } from '../graph/ops.js';
 
 /**
  * A fused node's body, spliced into the program in its place: the body's nodes get fresh ids
@@ -17,7 +17,7 @@ export function inlineBody(n: Node, fresh: () => number, copyOp: 'reshape' | 'br
   const result = body.outputs[0]!.value;
   for (const b of body.nodes) {
     if (b.op === 'input') {
-      map.set(b.id, n.inputs[Number(/^arg(\d+)$/.exec(String(b.attrs['name']))![1])]!);
+      map.set(b.id, n.inputs[bodyArgIndex(b)!]!);
       continue;
     }
     const id = b.id === result ? n.id : fresh();

@@ -46,6 +46,14 @@ export interface FusedBody {
   readonly outputs: readonly { readonly name: string; readonly value: number }[];
   readonly meta: Readonly<Record<string, unknown>>;
 }
+
+/** The operand index of a fused body's `input` node (`arg3` → 3); undefined for any other node. */
+export function bodyArgIndex(n: Node | undefined): number | undefined {
+  if (n?.op !== 'input') return undefined;
+  const m = /^arg(\d+)$/.exec(String(n.attrs['name']));
+  return m ? Number(m[1]) : undefined;
+}
+
 export type AttrValue = number | boolean | string | Dim | readonly Dim[] | readonly number[] | FusedBody;
 export type Attrs = Readonly<Record<string, AttrValue>>;
 

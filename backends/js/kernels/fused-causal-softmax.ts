@@ -6,8 +6,7 @@
  * nothing kept is NaN throughout, as the softmax of a row of −∞ is.
  */
 import type { Dim } from '../../../graph/dim.js';
-import type { Node } from '../../../graph/graph.js';
-import type { FusedBody } from '../../../graph/ops.js';
+import { bodyArgIndex, type FusedBody } from '../../../graph/ops.js';
 import { productOf } from '../codegen.js';
 import type { Kernel } from './kernel.js';
 
@@ -19,11 +18,6 @@ export interface CausalSoftmaxForm {
   readonly offset: Dim;
 }
 
-function argIndex(n: Node | undefined): number | undefined {
-  if (n?.op !== 'input') return undefined;
-  const m = /^arg(\d+)$/.exec(String(n.attrs['name']));
-  return m ? Number(m[1]) : undefined;
-}
 
 /** softmax(causal_mask(x)) or softmax(causal_mask(mul(x, s))) with s of one element, over the last axis. */
 export function causalSoftmaxForm(body: FusedBody): CausalSoftmaxForm | undefined {
@@ -35,7 +29,7 @@ export function causalSoftmaxForm(body: FusedBody): CausalSoftmaxForm | undefine
   if (mask?.op !== 'causal_mask') return undefined;
   const offset = mask.attrs['offset'] as Dim;
   const inner = byId.get(mask.inputs[0]!);
-  const x = argIndex(inner);
+  const x = bodyArgIndex(inner);
   if (x !== undefined) return { x, offset };
   if (inner?.op !== 'mul') return undefined;
   for (const [a, b] of [
@@ -43,7 +37,7 @@ export function causalSoftmaxForm(body: FusedBody): CausalSoftmaxForm | undefine
     [1, 0],
   ] as const) {
     const [xa, sa] = [byId.get(inner.inputs[a]!), byId.get(inner.inputs[b]!)];
-    const [xi, si] = [argIndex(xa), argIndex(sa)];
+    const [xi, si] = [bodyArgIndex(xa), bodyArgIndex(sa)];
     if (xi === undefined || si === undefined || xi === si) continue;
     if (xa!.type.shape.length === rank && sa!.type.shape.every((d) => d === 1)) return { x: xi, scale: si, offset };
   }

@@ -14,7 +14,7 @@
  */
 import { type Dim, dimEq, dimScale, isStatic } from '../../../graph/dim.js';
 import type { Node } from '../../../graph/graph.js';
-import type { FusedBody } from '../../../graph/ops.js';
+import { bodyArgIndex, type FusedBody } from '../../../graph/ops.js';
 import { jsNum } from '../codegen.js';
 import type { Kernel } from './kernel.js';
 import { ropeHelpers } from './rope.js';
@@ -34,11 +34,6 @@ export interface RopeQkForm {
   readonly D: number;
 }
 
-function argIndex(n: Node | undefined): number | undefined {
-  if (n?.op !== 'input') return undefined;
-  const m = /^arg(\d+)$/.exec(String(n.attrs['name']));
-  return m ? Number(m[1]) : undefined;
-}
 
 /** The kernel's parameters if `body` has the form drawn above, else undefined. */
 export function ropeQkForm(body: FusedBody): RopeQkForm | undefined {
@@ -54,7 +49,7 @@ export function ropeQkForm(body: FusedBody): RopeQkForm | undefined {
   const [rq, rk] = [byId.get(ta?.inputs[0] ?? -1), byId.get(tb?.inputs[0] ?? -1)];
   if (rq?.op !== 'rope' || rk?.op !== 'rope') return undefined;
   const [qa, ka] = [byId.get(rq.inputs[0]!), byId.get(rk.inputs[0]!)];
-  const [qi, ki] = [argIndex(qa), argIndex(ka)];
+  const [qi, ki] = [bodyArgIndex(qa), bodyArgIndex(ka)];
   if (qi === undefined || ki === undefined) return undefined;
   const [S, H, D] = qa!.type.shape as [Dim, Dim, Dim];
   const [, Hkv, Dk] = ka!.type.shape as [Dim, Dim, Dim];

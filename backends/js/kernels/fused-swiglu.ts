@@ -7,7 +7,7 @@
 import type { Dim } from '../../../graph/dim.js';
 import { dimEq } from '../../../graph/dim.js';
 import type { Node } from '../../../graph/graph.js';
-import type { FusedBody, UnaryOp } from '../../../graph/ops.js';
+import { bodyArgIndex, type FusedBody, type UnaryOp } from '../../../graph/ops.js';
 import { UNARY_OPS } from '../../../graph/ops.js';
 import { productOf } from '../codegen.js';
 import { unaryExpr } from './elementwise.js';
@@ -20,11 +20,6 @@ export interface SwigluForm {
   readonly act: UnaryOp;
 }
 
-function argIndex(n: Node | undefined): number | undefined {
-  if (n?.op !== 'input') return undefined;
-  const m = /^arg(\d+)$/.exec(String(n.attrs['name']));
-  return m ? Number(m[1]) : undefined;
-}
 
 /** mul(act(matmul(x, W1, transB)), matmul(x, W3, transB)), operands of the mul in either order. */
 export function swigluForm(body: FusedBody): SwigluForm | undefined {
@@ -42,7 +37,7 @@ export function swigluForm(body: FusedBody): SwigluForm | undefined {
     const gate = linear(byId.get(act.inputs[0]!));
     if (!gate || gate.inputs[0] !== up.inputs[0]) continue;
     const [x, w1, w3] = [gate.inputs[0]!, gate.inputs[1]!, up.inputs[1]!].map((id) => byId.get(id));
-    const [xi, gi, ui] = [argIndex(x), argIndex(w1), argIndex(w3)];
+    const [xi, gi, ui] = [bodyArgIndex(x), bodyArgIndex(w1), bodyArgIndex(w3)];
     if (xi === undefined || gi === undefined || ui === undefined) continue;
     const [ws1, ws3] = [w1!.type.shape, w3!.type.shape];
     if (ws1.length !== 2 || ws3.length !== 2 || !ws1.every((d, k) => dimEq(d, ws3[k]!)) || x!.type.shape.length < 2) continue;

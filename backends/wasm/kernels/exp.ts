@@ -10,6 +10,7 @@
  * for NaN it defers to the host's Math.exp.
  */
 import { type Expr, Fn } from '../fn.js';
+import { demote2, promoteHi, promoteLo } from './f64x2.js';
 import type { WasmCtx } from './kernel.js';
 
 const LN2_HI = 6.93147180369123816490e-1; // 32 significant bits: k·LN2_HI is exact for |k| < 2^20
@@ -94,10 +95,10 @@ export function exp2Inline(c: WasmCtx, f: Fn, x: () => Expr, k: number, r: numbe
   };
 }
 
-/** Both lanes of the f64x2 `x` inside [−708, 709] (false for NaN). */
-export const inExpRange = (c: WasmCtx, x: Expr, x2: Expr): Expr => {
+/** A lane mask of the f64x2 `x`: all ones where the lane lies in [−708, 709] (exp's fast range; not NaN). */
+export const expRangeMask = (c: WasmCtx, x: () => Expr): Expr => {
   const splat = (v: number) => c.m.f64x2.splat(c.m.f64.const(v));
-  return c.m.i64x2.all_true(c.m.v128.and(c.m.f64x2.ge(x, splat(-708)), c.m.f64x2.le(x2, splat(709))));
+  return c.m.v128.and(c.m.f64x2.ge(x(), splat(-708)), c.m.f64x2.le(x(), splat(709)));
 };
 
 /**
@@ -115,7 +116,7 @@ export function exp64x2(c: WasmCtx): string {
     const lane = (l: number) => m.call(scalar, [m.f64x2.extract_lane(x(), l)], b.f64);
     const e = exp2Inline(c, f, x, k, r);
     f.finish('exp64x2', b.v128, [
-      m.if(m.i32.eqz(inExpRange(c, x(), x())), m.return(m.f64x2.replace_lane(m.f64x2.splat(lane(0)), 1, lane(1)))),
+      m.if(m.i32.eqz(m.i64x2.all_true(expRangeMask(c, x))), m.return(m.f64x2.replace_lane(m.f64x2.splat(lane(0)), 1, lane(1)))),
       ...e.pre,
       m.return(e.value),
     ]);
@@ -132,11 +133,11 @@ export function silu4(c: WasmCtx): string {
     const { b, m } = c;
     const f = new Fn(b, m, [b.v128]);
     const [lo, hi] = [f.local(b.v128), f.local(b.v128)];
-    const half = (x: number) => m.f32x4.demote_f64x2_zero(m.f64x2.div(f.get(x), m.f64x2.add(m.f64x2.splat(m.f64.const(1)), m.call(e2, [m.f64x2.neg(f.get(x))], b.v128))));
+    const half = (x: number) => m.f64x2.div(f.get(x), m.f64x2.add(m.f64x2.splat(m.f64.const(1)), m.call(e2, [m.f64x2.neg(f.get(x))], b.v128)));
     f.finish('silu4', b.v128, [
-      f.set(lo, m.f64x2.promote_low_f32x4(f.get(0))),
-      f.set(hi, m.f64x2.promote_low_f32x4(m.i8x16.shuffle(f.get(0), f.get(0), [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]))),
-      m.return(m.i8x16.shuffle(half(lo), half(hi), [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23])),
+      f.set(lo, promoteLo(c, f.get(0))),
+      f.set(hi, promoteHi(c, f.get(0))),
+      m.return(demote2(c, half(lo), half(hi))),
     ]);
   });
 }

@@ -4,12 +4,8 @@
  * product per element in f64 as the scalar form computes them.
  */
 import type { Expr } from '../fn.js';
-import type { WasmCtx, WasmKernel } from './kernel.js';
-
-/** f32 lanes 0–1 / 2–3 of a vector as f64x2, and two f64x2 rounded back into one f32x4. */
-const lo = (c: WasmCtx, v: Expr) => c.m.f64x2.promote_low_f32x4(v);
-const hi = (c: WasmCtx, v: Expr) => c.m.f64x2.promote_low_f32x4(c.m.i8x16.shuffle(v, c.m.v128.const(new Array(16).fill(0)), [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]));
-const join = (c: WasmCtx, a: Expr, b: Expr) => c.m.i8x16.shuffle(c.m.f32x4.demote_f64x2_zero(a), c.m.f32x4.demote_f64x2_zero(b), [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]);
+import { demote2, promoteHi, promoteLo } from './f64x2.js';
+import type { WasmKernel } from './kernel.js';
 
 export const rmsnormKernel: WasmKernel = (c) => {
   const { m, f, b } = c;
@@ -31,7 +27,7 @@ export const rmsnormKernel: WasmKernel = (c) => {
       f.set(p, m.i32.mul(f.get(row), D())),
       f.set(s0, m.f64x2.splat(m.f64.const(0))),
       f.set(s1, m.f64x2.splat(m.f64.const(0))),
-      f.for(k, I(0), f.at(end4), 4, [f.set(v, m.v128.load(0, 4, xAt())), f.set(w, lo(c, f.get(v))), sq(w, s0), f.set(w, hi(c, f.get(v))), sq(w, s1)]),
+      f.for(k, I(0), f.at(end4), 4, [f.set(v, m.v128.load(0, 4, xAt())), f.set(w, promoteLo(c, f.get(v))), sq(w, s0), f.set(w, promoteHi(c, f.get(v))), sq(w, s1)]),
       f.set(s0, m.f64x2.add(f.get(s0), f.get(s1))),
       f.set(ss, m.f64.add(m.f64x2.extract_lane(f.get(s0), 0), m.f64x2.extract_lane(f.get(s0), 1))),
       f.for(k, f.get(end4), D, 1, [f.set(ss, m.f64.add(f.get(ss), m.f64.mul(x(), x())))]),
@@ -40,7 +36,7 @@ export const rmsnormKernel: WasmKernel = (c) => {
       f.for(k, I(0), f.at(end4), 4, [
         f.set(v, m.v128.load(0, 4, xAt())),
         f.set(w, m.v128.load(0, 4, wAt())),
-        m.v128.store(0, 4, oAt(), join(c, norm(lo(c, f.get(v)), lo(c, f.get(w))), norm(hi(c, f.get(v)), hi(c, f.get(w))))),
+        m.v128.store(0, 4, oAt(), demote2(c, norm(promoteLo(c, f.get(v)), promoteLo(c, f.get(w))), norm(promoteHi(c, f.get(v)), promoteHi(c, f.get(w))))),
       ]),
       f.for(k, f.get(end4), D, 1, [m.f32.store(0, 4, oAt(), m.f32.demote(m.f64.mul(m.f64.div(x(), f.get(r)), m.f64.promote(m.f32.load(0, 4, wAt())))))]),
     ]),

@@ -8,16 +8,11 @@
  *  - along any other axis, element by element.
  */
 import { type Expr, Fn } from '../fn.js';
-import { exp2Inline, exp64, exp64x2 } from './exp.js';
+import { exp2Inline, exp64, exp64x2, expRangeMask } from './exp.js';
+import { demote2, promoteHi, promoteLo } from './f64x2.js';
 import type { WasmCtx, WasmKernel } from './kernel.js';
 import { axisOf } from './kernel.js';
 import { laneAt, lanes } from './lanes.js';
-
-/** f32 lanes 0–1 / 2–3 of a vector as f64x2. */
-const promoteLo = (c: WasmCtx, v: Expr) => c.m.f64x2.promote_low_f32x4(v);
-const promoteHi = (c: WasmCtx, v: Expr) => c.m.f64x2.promote_low_f32x4(c.m.i8x16.shuffle(v, c.m.v128.const(new Array(16).fill(0)), [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]));
-/** Two f64x2 rounded to f32 and joined into one f32x4. */
-const demote2 = (c: WasmCtx, lo: Expr, hi: Expr) => c.m.i8x16.shuffle(c.m.f32x4.demote_f64x2_zero(lo), c.m.f32x4.demote_f64x2_zero(hi), [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]);
 
 /**
  * Declare `softmax_row(x, out, len, keep, scale)`: over `len` contiguous f32, the softmax of the
@@ -42,7 +37,7 @@ export function softmaxRow(c: WasmCtx): string {
     const at = (base: number) => m.i32.add(f.get(base), m.i32.shl(f.get(j), I(2)));
     const lane = (l: number) => m.f32x4.extract_lane(f.get(mx4), l);
     // lanes in exp's range, or below −746 (exp is 0 there, as exp64 returns)
-    const inRange = (x: number) => m.v128.and(m.f64x2.ge(f.get(x), d2(-708)), m.f64x2.le(f.get(x), d2(709)));
+    const inRange = (x: number) => expRangeMask(c, f.at(x));
     const fastOk = (x: number) => m.v128.or(inRange(x), m.f64x2.lt(f.get(x), d2(-746)));
     const fastExp = (x: number, k: number, r: number) => {
       const clamped = () => m.f64x2.max(f.get(x), d2(-708));
