@@ -78,6 +78,12 @@ export interface CompileOptions {
   readonly debugValues?: boolean;
   /** Time every kernel (Executable.profile); costs a host call per kernel. */
   readonly profile?: boolean;
+  /**
+   * An executable of the same graph (another specialisation) that this one will only ever run in
+   * turn with: a backend may let the two share their weights (wasm on one thread: one memory).
+   * Where it cannot, the option changes nothing.
+   */
+  readonly shareWith?: Executable;
 }
 
 /** One node's share of the run time (see backends/profile.ts for the summary by op). */

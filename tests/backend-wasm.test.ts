@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend, Executable } from '../backends/backend.js';
 import { checkBackend } from '../backends/conformance.js';
-import { createWasmBackend } from '../backends/wasm/index.js';
+import { jsBackend } from '../backends/js/index.js';
+import { createWasmBackend, type WasmExecutable } from '../backends/wasm/index.js';
 import { GraphBuilder } from '../graph/builder.js';
 import { sym } from '../graph/dim.js';
 import { KilnError } from '../graph/errors.js';
@@ -12,6 +13,8 @@ import { runPipeline } from '../passes/manager.js';
 import { fuseSwiglu } from '../passes/fuse-swiglu.js';
 import { PIPELINE } from '../passes/pipeline.js';
 import { presetModel } from '../src/dsl/presets.js';
+import { Session } from '../src/runtime/session.js';
+import { randomWeights } from '../src/runtime/weights.js';
 import { conformanceSuite } from './conformance-suite.js';
 import { mulberry32 } from './seeded-random.js';
 
@@ -251,5 +254,34 @@ describe('wasm: degenerate programs', () => {
     const exe = await backend.compile(g);
     exe.setWeights({});
     expect(exe.run({ inputs: {}, symbols: {} })).toEqual({});
+  });
+});
+
+describe('wasm: one memory for the prefill and decode programs', () => {
+  // A Session compiles the decode program with shareWith: the prefill program. On one thread the two
+  // run over one memory (one copy of the weights); the rope tables and the resident KV state are
+  // shared bookkeeping, so switching programs, rolling back and re-prefilling must give the js
+  // backend's tokens. With threads each keeps its own memory (two worker pools would both watch the
+  // job words).
+  const tokens = async (s: Session, prompt: number[], n: number) => {
+    const out: number[] = [];
+    for await (const t of s.generate(prompt, { maxTokens: n })) out.push(t.token);
+    return out;
+  };
+  it.each(BACKENDS)('shares on one thread only, and gives the js tokens through rollbacks (%s)', async (name, backend) => {
+    const g = presetModel('tiny').build();
+    const weights = randomWeights(g, 3);
+    const ref = await Session.create(g, { backend: jsBackend, weights, maxSeqLen: 160 });
+    const s = await Session.create(g, { backend, weights, maxSeqLen: 160 });
+    const { prefill: pre, decode: dec } = s.executables as { prefill: WasmExecutable; decode: WasmExecutable };
+    expect(pre.share.memory === dec.share.memory).toBe(name === '1 thread');
+    // Long runs grow the rope tables (64 rows, then doubling) in one program and not in the other:
+    // decoding past 128 positions, then a short prefill, then decoding past them again.
+    const long = (n: number, k: number) => Array.from({ length: n }, (_, i) => ((i * k) % 60) + 3);
+    for (const [prompt, n] of [[[1, 2, 3], 140], [[1, 2], 140], [long(70, 7), 10], [long(66, 11), 30]] as const) {
+      ref.rollback(0);
+      s.rollback(0);
+      expect(await tokens(s, [...prompt], n), `prompt of ${prompt.length}`).toEqual(await tokens(ref, [...prompt], n));
+    }
   });
 });

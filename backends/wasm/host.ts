@@ -81,9 +81,33 @@ export const relaxedSimdSupported = (): boolean => WA.validate(new Uint8Array(RE
 export const wasmMemory = (m: WasmManifest): WasmMemory =>
   new WA.Memory({ initial: Math.ceil((m.staticBytes + PAGE) / PAGE), maximum: 65536, shared: m.threads > 1 });
 
+/**
+ * What two hosts over one memory share: the memory, the rope tables written in it, and which state
+ * arrays it holds. index.ts gives the decode program the prefill program's, so that one copy of
+ * the weights serves both (their static layouts must be the same: `sameStaticLayout`).
+ */
+export interface SharedMemory {
+  readonly memory: WasmMemory;
+  readonly ropeTables: RopeTables;
+  readonly resident: Map<string, { arr: HostArray; ver: number }>;
+}
+
+/**
+ * Whether two manifests put every weight, state, constant, rope table and the arena at the same
+ * addresses (two programs of one graph do: specialising symbols changes the code, not the layout),
+ * so that they can run over one memory — one at a time, as a Session runs them.
+ */
+export function sameStaticLayout(a: WasmManifest, b: WasmManifest): boolean {
+  const statics = (m: WasmManifest) => m.nodes.filter((n) => n.home.kind === 'static').map((n) => [n.id, n.home]);
+  const key = (m: WasmManifest) => JSON.stringify([m.threads, m.staticBytes, m.arenaAt, m.params, m.consts, m.ropeTables, statics(m)]);
+  return a.threads === 1 && key(a) === key(b);
+}
+
 export interface WasmHostOptions {
   /** Default: a fresh `wasmMemory(manifest)`. */
   readonly memory?: WasmMemory;
+  /** Run over another host's memory (see SharedMemory); takes the place of `memory`. */
+  readonly share?: SharedMemory;
   /** More `env` imports (index.ts: prof). */
   readonly imports?: Readonly<Record<string, unknown>>;
   /** Keep the bound weights, so that a debug run reports them as the params' values. */
@@ -92,6 +116,8 @@ export interface WasmHostOptions {
 
 export interface WasmHost {
   readonly memory: WasmMemory;
+  /** This host's memory and its bookkeeping, for a host of the same layout to share. */
+  readonly share: SharedMemory;
   readonly instance: WasmInstance;
   setWeights(params: Readonly<Record<string, HostArray>>): void;
   /** One step; with `debug`, every node's value by id lands there too. */
@@ -133,7 +159,7 @@ export function checkManifest(m: unknown): WasmManifest {
 
 export async function createWasmHost(manifest: WasmManifest, module: WasmModule, opts: WasmHostOptions = {}): Promise<WasmHost> {
   const M = manifest;
-  const memory = opts.memory ?? wasmMemory(M);
+  const memory = opts.share?.memory ?? opts.memory ?? wasmMemory(M);
   const byId = new Map(M.nodes.map((n) => [n.id, n]));
   let dbg: Map<number, HostArray> | undefined;
   const env = {
@@ -179,8 +205,8 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
   const paramHome = new Map(M.params.map((p) => [p.id, p]));
   const inPlace = new Map(M.inPlace.map((u) => [u.id, u]));
   const bound = new Set<string>();
-  const ropeTables = new RopeTables(M.ropeTables);
-  const resident = new Map<string, { arr: HostArray; ver: number }>();
+  const ropeTables = opts.share?.ropeTables ?? new RopeTables(M.ropeTables);
+  const resident = opts.share?.resident ?? new Map<string, { arr: HostArray; ver: number }>();
   const spec = M.specialize;
   const staticSize = (n: WasmNode) => (n.shape.every(isStatic) ? n.shape.reduce<number>((a, d) => a * (d as number), 1) : undefined);
   /** debugValues only: the bound weights, reported as the params' values. */
@@ -333,7 +359,7 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
     return out;
   }
 
-  return { memory, instance, setWeights, run: step };
+  return { memory, share: { memory, ropeTables, resident }, instance, setWeights, run: step };
 }
 
 /** Copy the rows an in-place update_slice wrote back into the caller's state array. */

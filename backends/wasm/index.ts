@@ -11,7 +11,7 @@ import type { Graph } from '../../graph/graph.js';
 import type { Backend, CompileOptions, DebugRun, Executable, HostArray, RunArgs } from '../backend.js';
 import { type Emitted, emitModule } from './emit.js';
 import { loadBinaryen } from './fn.js';
-import { createWasmHost, relaxedSimdSupported, type WasmManifest } from './host.js';
+import { createWasmHost, relaxedSimdSupported, sameStaticLayout, type SharedMemory, type WasmManifest } from './host.js';
 import { BACKEND, FUSED } from './layout.js';
 import { wasmManifest } from './manifest.js';
 import { KernelTimer } from '../profile.js';
@@ -58,6 +58,8 @@ export const wasmBackend: Backend = createWasmBackend();
 export interface WasmExecutable extends Executable {
   readonly binary: Uint8Array;
   readonly manifest: WasmManifest;
+  /** Its memory and bookkeeping, for an executable compiled with `shareWith` this one. */
+  readonly share: SharedMemory;
 }
 
 export const isWasmExecutable = (x: Executable): x is WasmExecutable => x.backend === BACKEND && 'manifest' in x;
@@ -66,7 +68,11 @@ export const isWasmExecutable = (x: Executable): x is WasmExecutable => x.backen
 async function instantiate(e: Emitted, manifest: WasmManifest, copts: CompileOptions, relaxed: boolean): Promise<WasmExecutable> {
   const timer = new KernelTimer(e.nodes);
   const module = new WA.Module(e.binary);
-  const host = await createWasmHost(manifest, module, { imports: { prof: timer.tick }, debugValues: copts.debugValues === true });
+  // One memory (so one copy of the weights) with the executable given as shareWith, when both run on
+  // one thread over the same layout; worker pools would both watch the job words of a shared memory.
+  const other = copts.shareWith;
+  const share = other && isWasmExecutable(other) && sameStaticLayout(other.manifest, manifest) ? { share: other.share } : {};
+  const host = await createWasmHost(manifest, module, { imports: { prof: timer.tick }, debugValues: copts.debugValues === true, ...share });
   const pool = manifest.threads > 1 ? new WorkerPool(module, host.memory, manifest.threads - 1) : undefined;
   const exe: WasmExecutable = {
     backend: BACKEND,
@@ -74,6 +80,7 @@ async function instantiate(e: Emitted, manifest: WasmManifest, copts: CompileOpt
     source: e.text,
     binary: e.binary,
     manifest,
+    share: host.share,
     setWeights: host.setWeights,
     run: (args) => {
       if (pool?.failure) throw new InternalError(`wasm backend: a worker thread failed: ${pool.failure.message}`);

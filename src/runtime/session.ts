@@ -105,11 +105,17 @@ export class Session {
     });
     const profile = opts.profile ? { profile: true } : {};
     const prefill = await opts.backend.compile(graph, profile);
-    const decode = await opts.backend.compile(graph, { ...profile, specialize: { [seqSymbolOf(graph)]: 1 } });
+    // the decode program runs only in turn with the prefill program: it may share its weights
+    const decode = await opts.backend.compile(graph, { ...profile, specialize: { [seqSymbolOf(graph)]: 1 }, shareWith: prefill });
     if (opts.profile && (!prefill.profile || !decode.profile)) throw new KilnError('K1018', `session: the ${opts.backend.name} backend cannot profile its kernels`);
     prefill.setWeights(opts.weights);
     decode.setWeights(opts.weights);
     return new Session(graph, reports, prefill, decode);
+  }
+
+  /** The two compiled programs: the prefill (any seq) and the one-token decode. */
+  get executables(): { readonly prefill: Executable; readonly decode: Executable } {
+    return { prefill: this.prefillExe, decode: this.decodeExe };
   }
 
   /** Kernel times of both programs so far (sessions created with `profile`), and how many runs each made. */
