@@ -50,6 +50,8 @@ const SOURCES = new Set(['input', 'param', 'state', 'const']);
 function expand(g: Graph, notes: string[]): Node[] {
   let next = Math.max(-1, ...g.nodes.map((n) => n.id)) + 1;
   const nodes: Node[] = [];
+  /** Nodes of patterns this backend always inlines, by pattern: noted once each, at the end. */
+  const inlined = new Map<string, number>();
   const visit = (n: Node): void => {
     if (n.op === 'fused') {
       const pattern = String(n.attrs['pattern']);
@@ -58,7 +60,6 @@ function expand(g: Graph, notes: string[]): Node[] {
         throw new KilnError('K1019', `gpu backend: no kernel for fused pattern '${pattern}' (%${n.id}${n.scope ? ` in ${n.scope}` : ''}); it has ${[...Object.keys(FUSED_KERNELS), ...INLINED_PATTERNS].join(', ')}`, n.loc);
       const body = n.attrs['body'] as FusedBody;
       if (!fk || !fk.form(body)) {
-        // a pattern this backend always inlines is noted once, with its count, below
         if (fk) notes.push(`%${n.id} fused ${pattern}: runs as its decomposition (one kernel per core op)`);
         else inlined.set(pattern, (inlined.get(pattern) ?? 0) + 1);
         for (const m of inlineBody(n, () => next++, 'broadcast')) visit(m);
@@ -69,7 +70,6 @@ function expand(g: Graph, notes: string[]): Node[] {
     }
     nodes.push(n);
   };
-  const inlined = new Map<string, number>();
   g.nodes.forEach(visit);
   for (const [pattern, count] of inlined) notes.push(`fused ${pattern} (${count} nodes): runs as its decomposition on this backend (one kernel per core op)`);
   return nodes;

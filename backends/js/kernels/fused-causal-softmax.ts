@@ -18,7 +18,6 @@ export interface CausalSoftmaxForm {
   readonly offset: Dim;
 }
 
-
 /** softmax(causal_mask(x)) or softmax(causal_mask(mul(x, s))) with s of one element, over the last axis. */
 export function causalSoftmaxForm(body: FusedBody): CausalSoftmaxForm | undefined {
   const byId = new Map(body.nodes.map((n) => [n.id, n]));

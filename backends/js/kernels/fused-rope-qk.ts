@@ -34,7 +34,6 @@ export interface RopeQkForm {
   readonly D: number;
 }
 
-
 /** The kernel's parameters if `body` has the form drawn above, else undefined. */
 export function ropeQkForm(body: FusedBody): RopeQkForm | undefined {
   const byId = new Map(body.nodes.map((n) => [n.id, n]));

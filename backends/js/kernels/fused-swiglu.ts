@@ -20,7 +20,6 @@ export interface SwigluForm {
   readonly act: UnaryOp;
 }
 
-
 /** mul(act(matmul(x, W1, transB)), matmul(x, W3, transB)), operands of the mul in either order. */
 export function swigluForm(body: FusedBody): SwigluForm | undefined {
   const byId = new Map(body.nodes.map((n) => [n.id, n]));

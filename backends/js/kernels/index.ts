@@ -4,13 +4,13 @@
  * A fused pattern's `form` says whether a body has the shape its kernel reads; a body that does
  * not runs as its decomposition (the emitter inlines it), with a note in the generated source.
  */
-import { causalSoftmaxForm, causalSoftmaxKernel } from './fused-causal-softmax.js';
 import type { FusedBody, OpKind } from '../../../graph/ops.js';
 import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from '../../../graph/ops.js';
 import { broadcastKernel } from './broadcast.js';
 import { causalMaskKernel } from './causal-mask.js';
 import { concatKernel } from './concat.js';
 import { binaryKernel, unaryKernel } from './elementwise.js';
+import { causalSoftmaxForm, causalSoftmaxKernel } from './fused-causal-softmax.js';
 import { elementwiseForm, fusedElementwiseKernel } from './fused-elementwise.js';
 import { ropeQkForm, ropeQkKernel } from './fused-rope-qk.js';
 import { swigluForm, swigluKernel } from './fused-swiglu.js';
