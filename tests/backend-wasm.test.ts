@@ -188,6 +188,48 @@ describe('wasm: swiglu over packed weights', () => {
   });
 });
 
+describe('wasm: SiLU in f32 inside swiglu', () => {
+  // silu4 computes SwiGLU's gate in f32 four lanes at a time. With x = [v, 1], W1 rows [2^j, 0]
+  // and W3 rows [0, 1], each output is silu of one exact product v·2^j, times 1: within 3 ulp of
+  // the f64 value rounded to f32 on ~100,000 inputs, and exactly it beyond ±87 (below −87 a lane
+  // goes the f64 way), at ±0, ±∞ and NaN.
+  it.each(BACKENDS)('is within 3 ulp of f64 SiLU rounded to f32, exact at the edges (%s)', async (_, backend) => {
+    const [M, N] = [2701, 37];
+    const b = new GraphBuilder('silu4');
+    const x = b.add('input', [], { name: 'x', dtype: 'f32', shape: [M, 2] });
+    const lin = (name: string) => b.add('matmul', [x, b.add('param', [], { name, dtype: 'f32', shape: [N, 2] })], { transB: true });
+    b.output('y', b.add('mul', [b.add('silu', [lin('w1')], {}), lin('w3')], {}));
+    const { graph } = runPipeline(b.build(), [fuseSwiglu]);
+    const exe = await backend.compile(graph);
+    const scale = Float32Array.from({ length: N }, (_, n) => 2 ** ((n % 16) - 8));
+    exe.setWeights({ w1: Float32Array.from({ length: 2 * N }, (_, i) => (i % 2 ? 0 : scale[i >> 1]!)), w3: Float32Array.from({ length: 2 * N }, (_, i) => i % 2) });
+    const edges = [0, -0, 1e-30, -1e-30, 86.9, 87, 87.1, 88, 89, 1e30, -86.9, -87, -87.1, -88, -100, -103, -104, -110, -150, -1e30, Infinity, -Infinity, NaN];
+    const u = mulberry32(5);
+    const vs = Float32Array.from({ length: M }, (_, i) => (i < edges.length ? edges[i]! : (u() - 0.5) * (i % 3 ? 16 : 400)));
+    const y = exe.run({ inputs: { x: Float32Array.from({ length: 2 * M }, (_, i) => (i % 2 ? 1 : vs[i >> 1]!)) }, symbols: {} })['y'] as Float32Array;
+    const bits = new Int32Array(new Float32Array(1).buffer);
+    const ulps = (a: number, c: number) => {
+      if (a === c || (Number.isNaN(a) && Number.isNaN(c))) return 0; // ±0 alike: the matmul sums from +0
+      if (Number.isNaN(a) || Number.isNaN(c) || Math.sign(a) !== Math.sign(c)) return Infinity;
+      const f = new Float32Array(bits.buffer);
+      f[0] = a;
+      const ia = bits[0]!;
+      f[0] = c;
+      return Math.abs(ia - bits[0]!);
+    };
+    const bad: string[] = [];
+    for (let r = 0; r < M; r++)
+      for (let n = 0; n < N; n++) {
+        const g = Math.fround(vs[r]! * scale[n]!);
+        const want = Math.fround(Math.fround(g / (1 + Math.exp(-g))) * (vs[r]! * 0 + 1));
+        const d = ulps(y[r * N + n]!, want);
+        const exact = !(Math.abs(g) <= 87) || g === 0; // beyond ±87, 0 and NaN: the value itself
+        if (d > (exact ? 0 : 3) && bad.length < 5) bad.push(`silu(${g}) = ${y[r * N + n]}, want ${want} (${d} ulp)`);
+      }
+    expect(bad).toEqual([]);
+  });
+});
+
 describe('wasm: rope tables', () => {
   // The cos/sin tables grow (doubling) when a run's positions pass their rows; positions below 0
   // are computed directly. Any order of positions must give the interpreter's rotation.
