@@ -300,23 +300,23 @@ describe('wasm: degenerate programs', () => {
 });
 
 describe('wasm: one memory for the prefill and decode programs', () => {
-  // A Session compiles the decode program with shareWith: the prefill program. On one thread the two
-  // run over one memory (one copy of the weights); the rope tables and the resident KV state are
-  // shared bookkeeping, so switching programs, rolling back and re-prefilling must give the js
-  // backend's tokens. With threads each keeps its own memory (two worker pools would both watch the
-  // job words).
+  // A Session compiles the decode program with shareWith: the prefill program. The two run over one
+  // memory (one copy of the weights); the rope tables and the resident KV state are shared
+  // bookkeeping, so switching programs, rolling back and re-prefilling must give the js backend's
+  // tokens. Threaded, each program posts to its own job area, watched by its own worker.
   const tokens = async (s: Session, prompt: number[], n: number) => {
     const out: number[] = [];
     for await (const t of s.generate(prompt, { maxTokens: n })) out.push(t.token);
     return out;
   };
-  it.each(BACKENDS)('shares on one thread only, and gives the js tokens through rollbacks (%s)', async (name, backend) => {
+  it.each(BACKENDS)('shares one memory, and gives the js tokens through rollbacks (%s)', async (_, backend) => {
     const g = presetModel('tiny').build();
     const weights = randomWeights(g, 3);
     const ref = await Session.create(g, { backend: jsBackend, weights, maxSeqLen: 160 });
     const s = await Session.create(g, { backend, weights, maxSeqLen: 160 });
     const { prefill: pre, decode: dec } = s.executables as { prefill: WasmExecutable; decode: WasmExecutable };
-    expect(pre.share.memory === dec.share.memory).toBe(name === '1 thread');
+    expect(pre.share.memory === dec.share.memory).toBe(true);
+    expect([pre.manifest.jobArea ?? 0, dec.manifest.jobArea ?? 0]).toEqual([0, 1]);
     // Long runs grow the rope tables (64 rows, then doubling) in one program and not in the other:
     // decoding past 128 positions, then a short prefill, then decoding past them again.
     const long = (n: number, k: number) => Array.from({ length: n }, (_, i) => ((i * k) % 60) + 3);

@@ -24,14 +24,34 @@ import { ropeKey } from './rope-table.js';
 import { type MemoryPlanLike, readPlan, rootOf } from '../plan.js';
 import { BACKEND, expand, layout, type Layout } from './layout.js';
 
-/** Job area for threads, inside the table's last bytes: gen, ticket, done, parts, chunk, stop, fn, args[PAR_ARGS]. */
-export const JOB = { gen: 3840, ticket: 3844, done: 3848, parts: 3852, chunk: 3856, stop: 3860, fn: 3864, args: 3872 } as const;
+/** A job area for threads, in the table's last bytes: gen, ticket, done, parts, chunk, stop, fn, args[PAR_ARGS]. */
+export interface JobArea {
+  readonly gen: number;
+  readonly ticket: number;
+  readonly done: number;
+  readonly parts: number;
+  readonly chunk: number;
+  readonly stop: number;
+  readonly fn: number;
+  readonly args: number;
+}
+/**
+ * Job area `i` of two: two threaded programs over one memory (a Session's prefill and decode, see
+ * CompileOptions.shareWith) each post jobs to their own workers, which watch their own words.
+ */
+export function jobArea(i: number): JobArea {
+  if (i !== 0 && i !== 1) throw new Error(`wasm backend: no job area ${i} (there are two)`);
+  const at = 3840 + 128 * i;
+  return { gen: at, ticket: at + 4, done: at + 8, parts: at + 12, chunk: at + 16, stop: at + 20, fn: at + 24, args: at + 32 };
+}
 /** Arguments a column-split kernel may take before its chunk (p0, p1). */
 const PAR_ARGS = 8;
 
 export interface EmitOptions extends CompileOptions {
   readonly threads: number;
   readonly relaxed: boolean;
+  /** Which job area (jobArea) the threads use; default 0. */
+  readonly jobArea?: number;
 }
 
 export interface Emitted {
@@ -201,7 +221,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
   }
   f.finish('run', b.none, body.length ? body : [m.nop()]);
   m.addFunctionExport('run', 'run');
-  if (shared) buildThreading(b, m, opts.threads, parFns);
+  if (shared) buildThreading(b, m, opts.threads, parFns, jobArea(opts.jobArea ?? 0));
 
   if (!m.validate()) throw new Error('wasm backend: the emitted module does not validate');
   m.optimize();
@@ -215,13 +235,13 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
  * par_run(job, args[8], parts) (the caller's side) and work(gen) (a worker's side) over the shared
  * ticket: `job` picks the column-split kernel, called as fn(args…, p0, p1) on each claimed chunk.
  */
-function buildThreading(b: Binaryen, m: Mod, threads: number, parFns: readonly { name: string; args: number }[]): void {
+function buildThreading(b: Binaryen, m: Mod, threads: number, parFns: readonly { name: string; args: number }[], job: JobArea): void {
   const I = (v: number) => m.i32.const(v);
-  const argAt = (i: number) => m.i32.load(0, 4, I(JOB.args + 4 * i));
+  const argAt = (i: number) => m.i32.load(0, 4, I(job.args + 4 * i));
   /** The kernel of the posted job over chunk [s, e). */
   const dispatch = (f: Fn, s: number, e: number): Expr =>
     parFns.reduceRight<Expr>(
-      (rest, p, id) => m.if(m.i32.eq(m.i32.load(0, 4, I(JOB.fn)), I(id)), m.call(p.name, [...Array.from({ length: p.args }, (_, i) => argAt(i)), f.get(s), f.get(e)], b.none), rest),
+      (rest, p, id) => m.if(m.i32.eq(m.i32.load(0, 4, I(job.fn)), I(id)), m.call(p.name, [...Array.from({ length: p.args }, (_, i) => argAt(i)), f.get(s), f.get(e)], b.none), rest),
       m.nop(),
     );
   /** Claim chunks of generation g until none are left; each done chunk is added to `done`. */
@@ -229,15 +249,15 @@ function buildThreading(b: Binaryen, m: Mod, threads: number, parFns: readonly {
     const [t, s, e] = [f.local(b.i32), f.local(b.i32), f.local(b.i32)];
     return m.block('claimed', [
       m.loop('claim', m.block(null, [
-        f.set(t, m.i32.atomic.load(0, I(JOB.ticket))),
+        f.set(t, m.i32.atomic.load(0, I(job.ticket))),
         m.br('claimed', m.i32.ne(m.i32.shr_u(f.get(t), I(16)), m.i32.and(g(), I(0xffff)))),
         f.set(s, m.i32.and(f.get(t), I(0xffff))),
-        m.br('claimed', m.i32.ge_u(f.get(s), m.i32.load(0, 4, I(JOB.parts)))),
-        m.br('claim', m.i32.ne(m.i32.atomic.rmw.cmpxchg(0, I(JOB.ticket), f.get(t), m.i32.add(f.get(t), m.i32.load(0, 4, I(JOB.chunk)))), f.get(t))),
-        f.set(e, m.i32.add(f.get(s), m.i32.load(0, 4, I(JOB.chunk)))),
-        f.set(e, m.select(m.i32.lt_u(f.get(e), m.i32.load(0, 4, I(JOB.parts))), f.get(e), m.i32.load(0, 4, I(JOB.parts)))),
+        m.br('claimed', m.i32.ge_u(f.get(s), m.i32.load(0, 4, I(job.parts)))),
+        m.br('claim', m.i32.ne(m.i32.atomic.rmw.cmpxchg(0, I(job.ticket), f.get(t), m.i32.add(f.get(t), m.i32.load(0, 4, I(job.chunk)))), f.get(t))),
+        f.set(e, m.i32.add(f.get(s), m.i32.load(0, 4, I(job.chunk)))),
+        f.set(e, m.select(m.i32.lt_u(f.get(e), m.i32.load(0, 4, I(job.parts))), f.get(e), m.i32.load(0, 4, I(job.parts)))),
         dispatch(f, s, e),
-        m.drop(m.i32.atomic.rmw.add(0, I(JOB.done), m.i32.sub(f.get(e), f.get(s)))),
+        m.drop(m.i32.atomic.rmw.add(0, I(job.done), m.i32.sub(f.get(e), f.get(s)))),
         m.br('claim'),
       ])),
     ]);
@@ -247,17 +267,17 @@ function buildThreading(b: Binaryen, m: Mod, threads: number, parFns: readonly {
   const gen = p.local(b.i32);
   const PARTS = PAR_ARGS + 1;
   p.finish('par_run', b.none, [
-    m.i32.store(0, 4, I(JOB.fn), p.get(0)),
-    ...Array.from({ length: PAR_ARGS }, (_, i) => m.i32.store(0, 4, I(JOB.args + 4 * i), p.get(i + 1))),
-    m.i32.store(0, 4, I(JOB.parts), p.get(PARTS)),
-    m.i32.store(0, 4, I(JOB.chunk), m.select(m.i32.gt_s(m.i32.div_u(p.get(PARTS), I(4 * threads)), I(1)), m.i32.div_u(p.get(PARTS), I(4 * threads)), I(1))),
-    m.i32.atomic.store(0, I(JOB.done), I(0)),
-    p.set(gen, m.i32.add(m.i32.atomic.load(0, I(JOB.gen)), I(1))),
-    m.i32.atomic.store(0, I(JOB.ticket), m.i32.shl(m.i32.and(p.get(gen), I(0xffff)), I(16))),
-    m.i32.atomic.store(0, I(JOB.gen), p.get(gen)),
-    m.drop(m.memory.atomic.notify(I(JOB.gen), I(threads))),
+    m.i32.store(0, 4, I(job.fn), p.get(0)),
+    ...Array.from({ length: PAR_ARGS }, (_, i) => m.i32.store(0, 4, I(job.args + 4 * i), p.get(i + 1))),
+    m.i32.store(0, 4, I(job.parts), p.get(PARTS)),
+    m.i32.store(0, 4, I(job.chunk), m.select(m.i32.gt_s(m.i32.div_u(p.get(PARTS), I(4 * threads)), I(1)), m.i32.div_u(p.get(PARTS), I(4 * threads)), I(1))),
+    m.i32.atomic.store(0, I(job.done), I(0)),
+    p.set(gen, m.i32.add(m.i32.atomic.load(0, I(job.gen)), I(1))),
+    m.i32.atomic.store(0, I(job.ticket), m.i32.shl(m.i32.and(p.get(gen), I(0xffff)), I(16))),
+    m.i32.atomic.store(0, I(job.gen), p.get(gen)),
+    m.drop(m.memory.atomic.notify(I(job.gen), I(threads))),
     claimLoop(p, p.at(gen)),
-    m.block('joined', [m.loop('join', m.br('join', m.i32.lt_u(m.i32.atomic.load(0, I(JOB.done)), p.get(PARTS))))]),
+    m.block('joined', [m.loop('join', m.br('join', m.i32.lt_u(m.i32.atomic.load(0, I(job.done)), p.get(PARTS))))]),
   ]);
   const w = new Fn(b, m, [b.i32]);
   w.finish('work', b.none, [claimLoop(w, w.at(0))]);

@@ -27,6 +27,8 @@ export interface WasmManifest {
   readonly format: typeof MANIFEST_FORMAT;
   /** Threads the module was built for: above 1 it imports a shared memory (index.ts runs the workers). */
   readonly threads: number;
+  /** Which job area (emit.ts jobArea) its threads post to, when not the first. */
+  readonly jobArea?: number;
   /** Run-time symbols, in the order `run` takes them; `specialize`: those fixed at compile time. */
   readonly symbols: readonly string[];
   readonly specialize: Readonly<Record<string, number>>;
@@ -95,12 +97,13 @@ export interface SharedMemory {
 /**
  * Whether two manifests put every weight, state, constant, rope table and the arena at the same
  * addresses (two programs of one graph do: specialising symbols changes the code, not the layout),
- * so that they can run over one memory — one at a time, as a Session runs them.
+ * and, when threaded, post jobs to different job areas, so that they can run over one memory —
+ * one at a time, as a Session runs them.
  */
 export function sameStaticLayout(a: WasmManifest, b: WasmManifest): boolean {
   const statics = (m: WasmManifest) => m.nodes.filter((n) => n.home.kind === 'static').map((n) => [n.id, n.home]);
   const key = (m: WasmManifest) => JSON.stringify([m.threads, m.staticBytes, m.arenaAt, m.params, m.consts, m.ropeTables, statics(m)]);
-  return a.threads === 1 && key(a) === key(b);
+  return key(a) === key(b) && (a.threads === 1 || (a.jobArea ?? 0) !== (b.jobArea ?? 0));
 }
 
 export interface WasmHostOptions {

@@ -9,7 +9,7 @@ import * as v8 from 'node:v8';
 import { InternalError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
 import type { Backend, CompileOptions, DebugRun, Executable, HostArray, RunArgs } from '../backend.js';
-import { type Emitted, emitModule } from './emit.js';
+import { type Emitted, emitModule, jobArea } from './emit.js';
 import { loadBinaryen } from './fn.js';
 import { createWasmHost, relaxedSimdSupported, sameStaticLayout, type SharedMemory, type WasmManifest } from './host.js';
 import { BACKEND, FUSED } from './layout.js';
@@ -45,8 +45,11 @@ export function createWasmBackend(opts: WasmBackendOptions = {}): Backend {
     async compile(program: Graph, copts: CompileOptions = {}): Promise<WasmExecutable> {
       const b = await loadBinaryen();
       const relaxed = opts.relaxedSimd === 'auto' || opts.relaxedSimd === undefined ? hasRelaxedSimd() : opts.relaxedSimd && hasRelaxedSimd();
-      const e = emitModule(b, program, { ...copts, threads, relaxed });
-      return instantiate(e, wasmManifest(program, e, { threads, ...(copts.specialize ? { specialize: copts.specialize } : {}) }), copts, relaxed);
+      // A program that will share a threaded program's memory posts to the other job area.
+      const other = copts.shareWith;
+      const jobArea = other && isWasmExecutable(other) ? 1 - (other.manifest.jobArea ?? 0) : 0;
+      const e = emitModule(b, program, { ...copts, threads, relaxed, jobArea });
+      return instantiate(e, wasmManifest(program, e, { threads, jobArea, ...(copts.specialize ? { specialize: copts.specialize } : {}) }), copts, relaxed);
     },
   };
 }
@@ -68,12 +71,12 @@ export const isWasmExecutable = (x: Executable): x is WasmExecutable => x.backen
 async function instantiate(e: Emitted, manifest: WasmManifest, copts: CompileOptions, relaxed: boolean): Promise<WasmExecutable> {
   const timer = new KernelTimer(e.nodes);
   const module = new WA.Module(e.binary);
-  // One memory (so one copy of the weights) with the executable given as shareWith, when both run on
-  // one thread over the same layout; worker pools would both watch the job words of a shared memory.
+  // One memory (so one copy of the weights) with the executable given as shareWith, when both have
+  // the same layout; threaded, each keeps its own workers, watching its own job area.
   const other = copts.shareWith;
   const share = other && isWasmExecutable(other) && sameStaticLayout(other.manifest, manifest) ? { share: other.share } : {};
   const host = await createWasmHost(manifest, module, { imports: { prof: timer.tick }, debugValues: copts.debugValues === true, ...share });
-  const pool = manifest.threads > 1 ? new WorkerPool(module, host.memory, manifest.threads - 1) : undefined;
+  const pool = manifest.threads > 1 ? new WorkerPool(module, host.memory, manifest.threads - 1, jobArea(manifest.jobArea ?? 0)) : undefined;
   const exe: WasmExecutable = {
     backend: BACKEND,
     device: `${relaxed ? 'relaxed SIMD' : 'SIMD128'}, ${manifest.threads} thread${manifest.threads > 1 ? 's' : ''}`,

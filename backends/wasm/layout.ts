@@ -39,7 +39,7 @@ const HAS_FORM: Readonly<Record<string, (n: Node, body: FusedBody) => boolean>> 
   causal_softmax: (n, body) => causalSoftmaxForm(body) !== undefined && f32Operands(n, body),
 };
 export const TABLE_BYTES = 4096;
-/** The slot words end where the threads' job area (emit.ts JOB) begins. */
+/** The slot words end where the threads' job areas (emit.ts jobArea) begin. */
 const SLOT_BYTES = 3840;
 
 

@@ -7,7 +7,7 @@ import type { Emitted } from './emit.js';
 import { encodeNumber, MANIFEST_FORMAT, type WasmManifest, type WasmNode } from './host.js';
 import { SCRATCH_ID } from './layout.js';
 
-export function wasmManifest(g: Graph, e: Emitted, opts: { readonly threads: number; readonly specialize?: Readonly<Record<string, number>> }): WasmManifest {
+export function wasmManifest(g: Graph, e: Emitted, opts: { readonly threads: number; readonly specialize?: Readonly<Record<string, number>>; readonly jobArea?: number }): WasmManifest {
   const byId = new Map(e.nodes.map((n) => [n.id, n]));
   const rankOf = (id: number | undefined) => (id === undefined ? 0 : byId.get(id)!.type.shape.length);
   const nodes = e.nodes.map((n): WasmNode => {
@@ -33,6 +33,7 @@ export function wasmManifest(g: Graph, e: Emitted, opts: { readonly threads: num
   return {
     format: MANIFEST_FORMAT,
     threads: opts.threads,
+    ...(opts.jobArea ? { jobArea: opts.jobArea } : {}),
     symbols: e.symbols,
     specialize: { ...opts.specialize },
     bounds: { ...e.plan?.bounds },

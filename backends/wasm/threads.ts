@@ -5,7 +5,7 @@
  * worker wakes, sees it and exits; then it is terminated.
  */
 import { Worker } from 'node:worker_threads';
-import { JOB } from './emit.js';
+import type { JobArea } from './emit.js';
 import type { WasmMemory, WasmModule } from './wasm-api.js';
 import { WORKER_SOURCE } from './worker.js';
 
@@ -20,10 +20,11 @@ export class WorkerPool {
     module: WasmModule,
     private readonly memory: WasmMemory,
     count: number,
+    private readonly job: JobArea,
   ) {
     this.words = new Int32Array(memory.buffer, 0, 1024);
     for (let i = 0; i < count; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, gen: JOB.gen, stop: JOB.stop, spin: SPIN } });
+      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, gen: job.gen, stop: job.stop, spin: SPIN } });
       w.unref();
       // A worker that dies would leave every chunk to the caller in silence: keep the error for run() to raise.
       w.on('error', (e) => (this.failure ??= e));
@@ -39,9 +40,9 @@ export class WorkerPool {
   }
 
   dispose(): void {
-    Atomics.store(this.words, JOB.stop / 4, 1);
-    Atomics.add(this.words, JOB.gen / 4, 1);
-    Atomics.notify(this.words, JOB.gen / 4);
+    Atomics.store(this.words, this.job.stop / 4, 1);
+    Atomics.add(this.words, this.job.gen / 4, 1);
+    Atomics.notify(this.words, this.job.gen / 4);
     for (const w of this.workers) void w.terminate();
     this.workers.length = 0;
     void this.memory;
