@@ -82,13 +82,28 @@ function collectGarbage(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 
+/**
+ * `warmup` rounds run first and are not recorded: the first round after the setup measured every
+ * contestant slower (kiln wasm's matmul at 25 GFLOP/s against 44–48 later, llama.cpp's stories110M
+ * prefill at 133 tokens/s against 296–302), beyond what the single warm-up call of each cell undoes.
+ */
 export async function runRounds(
   rows: readonly Row[],
   rounds: number,
   cores: number,
   log: Progress,
   roundsOf: (row: Row) => number = () => rounds,
+  warmup = 0,
 ): Promise<{ results: RowResult[]; rounds: RoundInfo[] }> {
+  for (let w = 0; w < warmup; w++) {
+    const t0 = performance.now();
+    for (const row of rows)
+      for (const cell of row.cells.filter((c) => c.measure)) {
+        collectGarbage();
+        await cell.measure!();
+      }
+    log(`warm-up round ${w + 1}/${warmup} done in ${((performance.now() - t0) / 1000).toFixed(1)} s (not recorded)`);
+  }
   const samples = new Map<string, Sample[]>(rows.flatMap((r) => r.cells.map((c) => [`${r.id}/${c.contestant}`, []] as const)));
   const info: RoundInfo[] = [];
   for (let round = 0; round < rounds; round++) {

@@ -6,7 +6,8 @@
  *   npm run bench                      the full bench (about 10 minutes on 2 cores)
  *   npm run bench -- --quick           one short round of stories15M and the kernels
  *   npm run bench -- --rounds 7        more rounds
- *   options: --models a,b  --threads 1,2  --backends js,wasm  --no-kernels  --no-models  --no-peers  --out DIR
+ *   options: --models a,b  --threads 1,2  --backends js,wasm  --warmup N (unrecorded rounds first, default 1)
+ *            --no-kernels  --no-models  --no-peers  --out DIR
  *
  * The npm script preloads binaryen before tsx registers (see preload.mjs); run directly with
  * `node --import tsx bench/run.ts` it works the same but the wasm backend's first compile waits
@@ -28,6 +29,7 @@ const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
+    warmup: { type: 'string' },
     models: { type: 'string' },
     threads: { type: 'string', default: '1,2' },
     backends: { type: 'string', default: 'js,wasm' },
@@ -43,6 +45,8 @@ const T0 = performance.now();
 const quick = opt.quick;
 const rounds = opt.rounds !== undefined ? Number(opt.rounds) : quick ? 1 : 5;
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${opt.rounds}`);
+const warmup = opt.warmup !== undefined ? Number(opt.warmup) : quick ? 0 : 1;
+if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`--warmup must be a whole number of rounds, got ${opt.warmup}`);
 const threadCounts = opt.threads.split(',').map(Number);
 if (!threadCounts.every((t) => Number.isInteger(t) && t >= 1)) throw new Error(`--threads must list positive integers, got ${opt.threads}`);
 const presets = (opt.models ?? (quick ? 'stories15M' : 'stories15M,stories110M')).split(',').filter(Boolean);
@@ -70,7 +74,7 @@ log(`${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${ma
 if (loadBefore[0] > machine.cores / 2) log(`note: the load average (${loadBefore[0]}) is above half the core count before the bench starts: another process is using the CPU`);
 
 const labels: Record<string, string> = {};
-const config: Record<string, unknown> = { rounds, quick, threads: threadCounts, presets, counts: COUNTS, slowJsDecode: SLOW_JS_DECODE, kernelSampleMs: KERNEL_MS, decodeBudgetMs: DECODE_BUDGET_MS };
+const config: Record<string, unknown> = { rounds, warmup, quick, threads: threadCounts, presets, counts: COUNTS, slowJsDecode: SLOW_JS_DECODE, kernelSampleMs: KERNEL_MS, decodeBudgetMs: DECODE_BUDGET_MS };
 const notes: string[] = [];
 const rows: Row[] = [];
 const cleanups: (() => Promise<void>)[] = [];
@@ -201,7 +205,8 @@ if (!opt['no-models']) {
 }
 
 log(`measuring: ${rows.length} rows, ${rounds} rounds`);
-const { results, rounds: roundInfo } = await runRounds(rows, rounds, machine.cores, log, (r) => (bigRows.has(r.id) ? BIG_ROUNDS : rounds));
+const { results, rounds: roundInfo } = await runRounds(rows, rounds, machine.cores, log, (r) => (bigRows.has(r.id) ? BIG_ROUNDS : rounds), warmup);
+if (warmup) notes.push(`${warmup} unrecorded warm-up round${warmup > 1 ? 's' : ''} ran first (the first round after the setup measured every contestant slower).`);
 for (const c of cleanups) await c().catch(() => {});
 
 const loadAfter = loadAverage();

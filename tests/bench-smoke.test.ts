@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { median } from '../bench/harness.js';
+import { median, runRounds } from '../bench/harness.js';
 
 const out = mkdtempSync(join(os.tmpdir(), 'kiln-bench-smoke-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -18,6 +18,17 @@ describe('bench', () => {
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 3, 2])).toBe(2.5);
     expect(median([])).toBeNull();
+  });
+
+  it('warm-up rounds measure every cell and record nothing; the recorded rounds follow', async () => {
+    let calls = 0;
+    const row = { id: 'r', group: 'kernel' as const, subject: 's', metric: 'm', unit: 'GFLOP/s' as const, cells: [{ contestant: 'a', measure: async () => ++calls }] };
+    const lines: string[] = [];
+    const { results, rounds } = await runRounds([row], 3, 2, (l) => lines.push(l), undefined, 2);
+    expect(calls).toBe(5);
+    expect(results[0]!.cells[0]!.samples.map((x) => x.value)).toEqual([3, 4, 5]);
+    expect(rounds).toHaveLength(3);
+    expect(lines.filter((l) => l.startsWith('warm-up round'))).toHaveLength(2);
   });
 
   it('runs --quick on the tiny preset and writes the table and the JSON', () => {
