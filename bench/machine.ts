@@ -60,6 +60,8 @@ export interface CpuShare {
   /** Fraction of the machine's CPU time stolen by the hypervisor. */
   readonly steal: number | null;
   readonly load1: number;
+  /** Average number of cores this process kept busy, all its threads together (the contestant's, and any other work in the process: GC, compiler, idle peers' threads). */
+  readonly selfCores: number;
   /** Another process was using the CPU: othersCores > cores/4 or steal > 10% (without /proc/stat: load1 > cores/2). */
   readonly busy: boolean;
 }
@@ -92,12 +94,13 @@ export function watchCpu(cores: number): () => CpuShare {
     const ticks1 = readTicks();
     const self = process.cpuUsage(self0);
     const load1 = loadAverage()[0];
-    if (!ticks0 || !ticks1 || seconds <= 0) return { seconds, othersCores: null, steal: null, load1, busy: load1 > cores / 2 };
-    const allBusy = (ticks1.busy - ticks0.busy) / HZ;
     const selfSeconds = (self.user + self.system) / 1e6;
+    const r2 = (x: number) => Math.round(x * 100) / 100;
+    const selfCores = seconds > 0 ? r2(selfSeconds / seconds) : 0;
+    if (!ticks0 || !ticks1 || seconds <= 0) return { seconds, othersCores: null, steal: null, load1, selfCores, busy: load1 > cores / 2 };
+    const allBusy = (ticks1.busy - ticks0.busy) / HZ;
     const othersCores = Math.max(0, allBusy - selfSeconds) / seconds;
     const steal = (ticks1.steal - ticks0.steal) / HZ / (seconds * cores);
-    const r2 = (x: number) => Math.round(x * 100) / 100;
-    return { seconds: r2(seconds), othersCores: r2(othersCores), steal: r2(steal), load1, busy: othersCores > cores / 4 || steal > 0.1 };
+    return { seconds: r2(seconds), othersCores: r2(othersCores), steal: r2(steal), load1, selfCores, busy: othersCores > cores / 4 || steal > 0.1 };
   };
 }

@@ -70,8 +70,8 @@ export function markdown(rep: BenchReport): string {
     lines.push(...table(kernels, rep.labels, ['kernel', 'bound by'], (r) => [r.subject, r.metric]), '');
   }
   lines.push('## The CPU during the run', '');
-  lines.push('| round | seconds | other processes (cores) | steal | load (1 min) | disturbed samples |', '| --- | --- | --- | --- | --- | --- |');
-  for (const r of rep.rounds) lines.push(`| ${r.round + 1} | ${r.cpu.seconds.toFixed(1)} | ${r.cpu.othersCores ?? '?'} | ${r.cpu.steal ?? '?'} | ${r.cpu.load1} | ${r.busySamples}${r.busySamples ? ' (busy)' : ''} |`);
+  lines.push('| round | seconds | this process (cores) | other processes (cores) | steal | load (1 min) | disturbed samples |', '| --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of rep.rounds) lines.push(`| ${r.round + 1} | ${r.cpu.seconds.toFixed(1)} | ${r.cpu.selfCores ?? '?'} | ${r.cpu.othersCores ?? '?'} | ${r.cpu.steal ?? '?'} | ${r.cpu.load1} | ${r.busySamples}${r.busySamples ? ' (busy)' : ''} |`);
   lines.push('', `${busyRounds} of ${rep.rounds.length} rounds had samples taken while another process used the CPU (others > ${m.cores / 4} cores on average, or steal > 10%).`);
   if (rep.notes.length) lines.push('', '## Notes', '', ...rep.notes.map((n) => `- ${n}`));
   return lines.join('\n') + '\n';
