@@ -26,7 +26,8 @@ export async function webWasmFiles(program: Graph, opts: CompileOptions, stem: s
     throw new InternalError('wasm backend: the relaxed-SIMD module has another layout than the plain one');
   const entry = `// ${stem}.js — the wasm backend's ${stem} program for the page (scripts/build-web.ts)
 import { fetchWasmModel } from './host.js';
-export const createModel = () => fetchWasmModel(new URL('${stem}', import.meta.url).href);
+// { shareWith: the prefill model } runs the decode program over its memory (one copy of the weights)
+export const createModel = (opts = {}) => fetchWasmModel(new URL('${stem}', import.meta.url).href, opts);
 `;
   return { [`${stem}.js`]: entry, [`${stem}.json`]: manifest, [`${stem}.wasm`]: plain!.binary, [`${stem}.relaxed.wasm`]: relaxed!.binary };
 }

@@ -26,6 +26,7 @@ interface KilnResult {
   device: string | null;
   kernel: string | null;
   ranOn?: string | null;
+  oneMemory?: boolean | null;
   tokens: number[];
   perTokenMs: number;
 }
@@ -117,11 +118,13 @@ describe('examples/web in headless Chromium', () => {
     expect(server.missing).toEqual([]);
   });
 
-  it('wasm backend: the same greedy tokens, through the shared host with one thread', async () => {
+  it('wasm backend: the same greedy tokens, through the shared host with one thread and one memory', async () => {
     const { result, logs } = await runPage('backend=wasm');
     expect(result.ok, `${result.error}\n${logs.join('\n')}`).toBe(true);
     // Chromium has relaxed SIMD, so the page takes the relaxed module
     expect(result.ranOn).toBe('relaxed SIMD, 1 thread');
+    // the decode program over the prefill program's memory: the weights held once
+    expect(result.oneMemory).toBe(true);
     expect(result.tokens).toEqual(expected);
     expect(server.missing).toEqual([]);
   });

@@ -137,12 +137,23 @@ export async function loadWasm(manifest: WasmManifest, binary: Uint8Array, opts:
   return createWasmHost(manifest, await (WA as WasmAsync).compile(binary), opts);
 }
 
+/** What fetchWasmModel returns: an executable, with what another program needs to share its memory. */
+export interface WasmPageModel {
+  readonly backend: string;
+  readonly device: string;
+  readonly manifest: WasmManifest;
+  readonly share: SharedMemory;
+  setWeights: WasmHost['setWeights'];
+  run(a: RunArgs): Record<string, HostArray>;
+}
+
 /**
  * A page's loader: fetch `<stem>.json` and its module — `<stem>.relaxed.wasm` where the engine has
  * relaxed SIMD, else `<stem>.wasm` — and return an executable (one thread: no shared memory
- * without cross-origin isolation).
+ * without cross-origin isolation). With `shareWith` a model of the same layout (the prefill
+ * program, for the decode one), it runs over that model's memory: the weights are held once.
  */
-export async function fetchWasmModel(stem: string): Promise<{ backend: string; device: string; setWeights: WasmHost['setWeights']; run: (a: RunArgs) => Record<string, HostArray> }> {
+export async function fetchWasmModel(stem: string, opts: { readonly shareWith?: WasmPageModel } = {}): Promise<WasmPageModel> {
   const get = async (url: string) => {
     const r = await fetch(url);
     if (!r.ok) throw new KilnError('K1013', `cannot load ${url} (${r.status})`);
@@ -150,8 +161,10 @@ export async function fetchWasmModel(stem: string): Promise<{ backend: string; d
   };
   const relaxed = relaxedSimdSupported();
   const [manifest, bytes] = await Promise.all([get(`${stem}.json`).then((r) => r.json()), get(`${stem}${relaxed ? '.relaxed' : ''}.wasm`).then((r) => r.arrayBuffer())]);
-  const host = await loadWasm(checkManifest(manifest), new Uint8Array(bytes));
-  return { backend: 'wasm', device: `${relaxed ? 'relaxed SIMD' : 'SIMD128'}, 1 thread`, setWeights: host.setWeights, run: (a) => host.run(a) };
+  const M = checkManifest(manifest);
+  const other = opts.shareWith;
+  const host = await loadWasm(M, new Uint8Array(bytes), other && sameStaticLayout(other.manifest, M) ? { share: other.share } : {});
+  return { backend: 'wasm', device: `${relaxed ? 'relaxed SIMD' : 'SIMD128'}, 1 thread`, manifest: M, share: host.share, setWeights: host.setWeights, run: (a) => host.run(a) };
 }
 
 export function checkManifest(m: unknown): WasmManifest {

@@ -107,7 +107,8 @@ async function main() {
   const opts = await modelOptions();
   // The wasm backend's createModel fetches and compiles its module: it returns a promise.
   const prefill = await pre.createModel(opts);
-  const decode = await dec.createModel(opts);
+  // wasm: the decode program runs over the prefill program's memory, so the weights are held once.
+  const decode = await dec.createModel(backend === 'wasm' ? { shareWith: prefill } : opts);
   await prefill.setWeights(weights);
   await decode.setWeights(weights);
   const tLoad = performance.now();
@@ -154,7 +155,9 @@ async function main() {
   $('verdict').textContent = matches ? `✓ same ${tokens.length} tokens as the js backend in Node` : '✗ differs from the js backend in Node (marked in red)';
   $('verdict').className = matches ? 'ok' : 'bad';
   status('done');
-  window.kilnResult = { ok: true, backend, device, kernel, ranOn, tokens, reference: manifest.reference, matches, prefillMs, decodeMs, perTokenMs: perToken, loadMs: tLoad - t0 };
+  // wasm: whether prefill and decode ran over one memory (the weights held once)
+  const oneMemory = backend === 'wasm' ? prefill.share.memory === decode.share.memory : null;
+  window.kilnResult = { ok: true, backend, device, kernel, ranOn, oneMemory, tokens, reference: manifest.reference, matches, prefillMs, decodeMs, perTokenMs: perToken, loadMs: tLoad - t0 };
 }
 
 for (const a of document.querySelectorAll('nav a')) if (a.search === location.search || (!location.search && a.search === '?backend=js')) a.className = 'current';
