@@ -47,9 +47,9 @@ export function createWasmBackend(opts: WasmBackendOptions = {}): Backend {
       const relaxed = opts.relaxedSimd === 'auto' || opts.relaxedSimd === undefined ? hasRelaxedSimd() : opts.relaxedSimd && hasRelaxedSimd();
       // A program that will share a threaded program's memory posts to the other job area.
       const other = copts.shareWith;
-      const jobArea = other && isWasmExecutable(other) ? 1 - (other.manifest.jobArea ?? 0) : 0;
-      const e = emitModule(b, program, { ...copts, threads, relaxed, jobArea });
-      return instantiate(e, wasmManifest(program, e, { threads, jobArea, ...(copts.specialize ? { specialize: copts.specialize } : {}) }), copts, relaxed);
+      const area = other && isWasmExecutable(other) ? 1 - (other.manifest.jobArea ?? 0) : 0;
+      const e = emitModule(b, program, { ...copts, threads, relaxed, jobArea: area });
+      return instantiate(e, wasmManifest(program, e, { threads, jobArea: area, ...(copts.specialize ? { specialize: copts.specialize } : {}) }), copts, relaxed);
     },
   };
 }
