@@ -98,6 +98,24 @@ describe('wasm backend specifics', () => {
     expect([...(out2['y'] as Float32Array)]).toEqual([10, 11]);
   });
 
+  it('a state region the memory never wrote takes a zero array without a copy, and nothing else', async () => {
+    // y = Σ rows of the cache after writing x at pos: it shows whatever the region held.
+    const x = { x: Float32Array.of(1, 2) };
+    const at0 = { seq: 1, pos: 0 };
+    // first run, a nonzero array (not flagged): copied in, as the scan finds a nonzero element
+    const a = await be.compile(stateGraph());
+    a.setWeights({});
+    expect([...(a.run({ inputs: x, symbols: at0, state: { cache: new Float32Array(12).fill(0.5) } })['y'] as Float32Array)]).toEqual([3.5, 4.5]);
+    // first run, a zero array flagged fresh: taken as the region's zeros
+    const b = await be.compile(stateGraph());
+    b.setWeights({});
+    expect([...(b.run({ inputs: x, symbols: at0, state: { cache: new Float32Array(12) }, freshState: ['cache'] })['y'] as Float32Array)]).toEqual([1, 2]);
+    // the region now holds the row written at 0: a new zero array, even flagged fresh, is copied in
+    const c = new Float32Array(12);
+    expect([...(b.run({ inputs: { x: Float32Array.of(3, 4) }, symbols: { seq: 1, pos: 1 }, state: { cache: c }, freshState: ['cache'] })['y'] as Float32Array)]).toEqual([3, 4]);
+    expect([...c]).toEqual([0, 0, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
   it('run checks inputs, symbols and bounds with kiln error codes', async () => {
     const exe = await be.compile(stateGraph());
     exe.setWeights({});

@@ -69,6 +69,8 @@ export class Session {
   private hist: number[] = [];
   private last: Float32Array | undefined;
   private readonly runs = { prefill: 0, decode: 0 };
+  /** The states, until the first run: the caches are new zeros (RunArgs.freshState). */
+  private fresh: string[] | undefined;
 
   private constructor(
     program: Graph,
@@ -87,6 +89,7 @@ export class Session {
       if (!n) throw new InternalError(`session: state '${name}' of meta.kvCache is not in the graph`);
       this.state[name] = n.type.dtype === 'i32' ? new Int32Array(numel(n.type.shape)) : new Float32Array(numel(n.type.shape));
     }
+    this.fresh = [...kv.states];
     const logits = program.outputs.find((o) => o.name === 'logits');
     const shape = logits && program.nodes.find((n) => n.id === logits.value)?.type.shape;
     const v = shape?.at(-1);
@@ -204,7 +207,8 @@ export class Session {
     const pos = this.position;
     if (pos + tokens.length > this.maxSeqLen)
       throw new KilnError('K1020', `the context is full: ${pos} tokens held + ${tokens.length} new > maxSeqLen ${this.maxSeqLen} (roll back, or make the session with a larger maxSeqLen)`);
-    const out = exe.run({ inputs: { tokens: Int32Array.from(tokens) }, symbols: { [this.seqSymbol]: tokens.length, [POS]: pos }, state: this.state });
+    const out = exe.run({ inputs: { tokens: Int32Array.from(tokens) }, symbols: { [this.seqSymbol]: tokens.length, [POS]: pos }, state: this.state, ...(this.fresh ? { freshState: this.fresh } : {}) });
+    this.fresh = undefined;
     this.runs[exe === this.decodeExe ? 'decode' : 'prefill']++;
     for (const [name, value] of Object.entries(out)) if (name.startsWith(STATE_PREFIX)) this.state[name.slice(STATE_PREFIX.length)] = value;
     const all = out['logits'];
