@@ -74,12 +74,14 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
   const backend = await loadBackend(opts.backend);
   const seq = seqSymbol(program);
   const kv = program.meta['kvCache'] !== undefined && seq !== undefined;
+  const first = await backend.compile(program);
   const modules = kv
     ? [
-        { suffix: 'prefill', what: `prefill: runs ${seq} new tokens from position pos (${seq} and pos given at run time)`, exe: await backend.compile(program) },
-        { suffix: 'decode', what: 'decode: runs one new token at position pos (seq fixed at 1)', exe: await backend.compile(program, { specialize: { [seq]: 1 } }) },
+        { suffix: 'prefill', what: `prefill: runs ${seq} new tokens from position pos (${seq} and pos given at run time)`, exe: first },
+        // as a Session compiles it: to share the prefill program's memory (wasm: its manifest says which job area its threads use)
+        { suffix: 'decode', what: 'decode: runs one new token at position pos (seq fixed at 1)', exe: await backend.compile(program, { specialize: { [seq]: 1 }, shareWith: first }) },
       ]
-    : [{ suffix: '', what: 'the whole graph in one run', exe: await backend.compile(program) }];
+    : [{ suffix: '', what: 'the whole graph in one run', exe: first }];
 
   const device = modules.map((m) => m.exe.device).find((d) => d !== undefined);
   if (device !== undefined) process.stderr.write(`kiln: ${backend.name} backend running on ${device}\n`);
