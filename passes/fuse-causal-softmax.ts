@@ -20,7 +20,7 @@
 import type { Node } from '../graph/graph.js';
 import { isStatic } from '../graph/dim.js';
 import type { Pass } from './pass.js';
-import { type FusionMatch, type UseInfo, fuseMatches, onlyUsedBy } from './rewrite.js';
+import { type FusionMatch, type UseInfo, fusionPass, onlyUsedBy } from './rewrite.js';
 
 export const CAUSAL_SOFTMAX = 'causal_softmax';
 
@@ -47,11 +47,4 @@ function match(sm: Node, byId: ReadonlyMap<number, Node>, uses: UseInfo): Fusion
   return { members: [mask, sm], operands: [mask.inputs[0]!] };
 }
 
-export const fuseCausalSoftmax: Pass = {
-  name: 'fuse-causal-softmax',
-  reason: 'scale, causal mask and softmax in one kernel that skips the masked entries',
-  run(g) {
-    const { graph, fused } = fuseMatches(g, 'fuse-causal-softmax', CAUSAL_SOFTMAX, match);
-    return { graph, stats: { fused } };
-  },
-};
+export const fuseCausalSoftmax: Pass = fusionPass('fuse-causal-softmax', 'scale, causal mask and softmax in one kernel that skips the masked entries', CAUSAL_SOFTMAX, match);

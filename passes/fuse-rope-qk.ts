@@ -26,7 +26,7 @@ import { type Dim, dimEq, dimScale, isStatic } from '../graph/dim.js';
 import type { Node } from '../graph/graph.js';
 import type { FusedBody } from '../graph/ops.js';
 import type { Pass } from './pass.js';
-import { type UseInfo, fuseMatches, onlyUsedBy } from './rewrite.js';
+import { type UseInfo, fusionPass, onlyUsedBy } from './rewrite.js';
 
 export const ROPE_QK = 'rope_qk';
 
@@ -75,14 +75,7 @@ function match(mm: Node, byId: ReadonlyMap<number, Node>, uses: UseInfo): Match 
   return { members: [...chainQ, ropeK, b, mm], operands: [q, k] };
 }
 
-export const fuseRopeQk: Pass = {
-  name: 'fuse-rope-qk',
-  reason: 'rotate q and k inside the score kernel instead of storing rotated copies',
-  run(g) {
-    const { graph, fused } = fuseMatches(g, 'fuse-rope-qk', ROPE_QK, match);
-    return { graph, stats: { fused } };
-  },
-};
+export const fuseRopeQk: Pass = fusionPass('fuse-rope-qk', 'rotate q and k inside the score kernel instead of storing rotated copies', ROPE_QK, match);
 
 /** What a rope_qk kernel needs, read from the body. */
 export interface RopeQkParts {

@@ -19,7 +19,7 @@
  */
 import type { Node } from '../graph/graph.js';
 import type { Pass } from './pass.js';
-import { fuseMatches, onlyUsedBy, type UseInfo } from './rewrite.js';
+import { fusionPass, onlyUsedBy, type UseInfo } from './rewrite.js';
 
 export const SWIGLU = 'swiglu';
 
@@ -52,11 +52,4 @@ function match(mul: Node, byId: ReadonlyMap<number, Node>, uses: UseInfo): Match
   return undefined;
 }
 
-export const fuseSwiglu: Pass = {
-  name: 'fuse-swiglu',
-  reason: 'gate and up projections with the SiLU product in one kernel',
-  run(g) {
-    const { graph, fused } = fuseMatches(g, 'fuse-swiglu', SWIGLU, match);
-    return { graph, stats: { fused } };
-  },
-};
+export const fuseSwiglu: Pass = fusionPass('fuse-swiglu', 'gate and up projections with the SiLU product in one kernel', SWIGLU, match);

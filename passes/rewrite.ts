@@ -15,6 +15,7 @@ import { InternalError, ShapeError } from '../graph/errors.js';
 import type { Graph, GraphMeta, GraphOutput, Node } from '../graph/graph.js';
 import { type Attrs, type FusedBody, OPS, type OpKind } from '../graph/ops.js';
 import type { TensorType } from '../graph/types.js';
+import type { Pass } from './pass.js';
 
 /** Where a new node says it came from: the scope and source position of the node it replaces. */
 export interface Origin {
@@ -256,4 +257,16 @@ export function fuseMatches(
     r.set(n.id, emitFused(r, pattern, parts, n));
   }
   return { graph: r.finish(), fused: matches.size };
+}
+
+/** A pass that is one pattern fusion (fuseMatches), reporting how many it fused. */
+export function fusionPass(name: string, reason: string, pattern: string, match: Parameters<typeof fuseMatches>[3]): Pass {
+  return {
+    name,
+    reason,
+    run(g) {
+      const { graph, fused } = fuseMatches(g, name, pattern, match);
+      return { graph, stats: { fused } };
+    },
+  };
 }
