@@ -3,7 +3,7 @@
  *
  *   q[S, H, hd]            k[T, Hkv, hd]
  *       │                      │
- *     rope (offset a)        rope (offset b)
+ *     rope (offset a)       [rope (offset b)]
  *       │                      │
  *   transpose [1,0,2]      transpose [1,0,2]
  *       │ [H, S, hd]           │ [Hkv, T, hd]
@@ -12,13 +12,14 @@
  *              [Hkv, g·S, T]
  *
  * The reshape is present when g = H / Hkv > 1 (GQA, MQA): it groups the g query heads that share
- * one kv head, and the fused kernel reads the grouping from it. Every value between the operands
+ * one kv head, and the fused kernel reads the grouping from it. k's rope is optional (and stays
+ * outside when something else reads it). Every value between the operands
  * and the matmul must be read by nothing else (and not be an output), or computing it inside the
  * kernel would not save its buffer. The rotated values are never stored.
  *
- * Matched the same way in the full graph (both ropes at offset 0) and in the step graph after
- * insert-kv-cache (q at offset `pos`; k is the un-rotated cache slice [0, pos + seq), rotated at
- * offset 0): that is why the cache keeps un-rotated keys. The fused node's body is the exact
+ * In the full graph both sides have a rope (at offset 0). In the step graph after
+ * insert-kv-cache the keys come rotated from the cache (the slice [0, pos + seq)), so the k side
+ * is just the transpose and only q is rotated (at offset `pos`). The fused node's body is the exact
  * decomposition (the nodes above, in their order), and `ropeQkParts` reads the kernel's parameters
  * back from it. The scale, mask and softmax stay outside (fuse-elementwise and backends see them).
  */
@@ -60,19 +61,19 @@ function match(mm: Node, byId: ReadonlyMap<number, Node>, uses: UseInfo): Match 
   if (!isHeadSwap(a)) return undefined;
   const ropeQ = byId.get(a.inputs[0]!);
   if (ropeQ?.op !== 'rope' || (group && !groupsHeads(group, a.type.shape))) return undefined;
-  // k side: matmul ← transpose ← rope
+  // k side: matmul ← transpose ← rope, or matmul ← transpose (keys rotated already: the cache)
   const b = byId.get(mm.inputs[1]!);
   if (!isHeadSwap(b)) return undefined;
-  const ropeK = byId.get(b.inputs[0]!);
-  if (ropeK?.op !== 'rope' || ropeK === ropeQ) return undefined;
-  const [q, k] = [ropeQ.inputs[0]!, ropeK.inputs[0]!];
+  const before = byId.get(b.inputs[0]!);
+  const ropeK = before?.op === 'rope' && before !== ropeQ && onlyUsedBy(uses, before.id, b.id) ? before : undefined;
+  const [q, k] = [ropeQ.inputs[0]!, ropeK ? ropeK.inputs[0]! : b.inputs[0]!];
   // The kernel indexes one kv head per batch entry: no broadcasting over heads.
   const qBatch = (group ?? a).type.shape[0]!;
-  if (q === k || !dimEq(qBatch, b.type.shape[0]!)) return undefined;
+  if (q === k || k === ropeQ.id || !dimEq(qBatch, b.type.shape[0]!)) return undefined;
   const chainQ = group ? [ropeQ, a, group] : [ropeQ, a];
-  const links = [...chainQ.map((n, i) => [n, chainQ[i + 1] ?? mm] as const), [ropeK, b] as const, [b, mm] as const];
+  const links = [...chainQ.map((n, i) => [n, chainQ[i + 1] ?? mm] as const), [b, mm] as const];
   if (!links.every(([n, by]) => used(n, by))) return undefined;
-  return { members: [...chainQ, ropeK, b, mm], operands: [q, k] };
+  return { members: [...chainQ, ...(ropeK ? [ropeK] : []), b, mm], operands: [q, k] };
 }
 
 export const fuseRopeQk: Pass = fusionPass('fuse-rope-qk', 'rotate q and k inside the score kernel instead of storing rotated copies', ROPE_QK, match);
@@ -81,31 +82,27 @@ export const fuseRopeQk: Pass = fusionPass('fuse-rope-qk', 'rotate q and k insid
 export interface RopeQkParts {
   readonly base: number;
   readonly layout: 'interleaved' | 'half';
-  /** Position of q's first row and of k's first row (dims: `pos`, 0). */
+  /** Position of q's first row. */
   readonly qOffset: Dim;
-  readonly kOffset: Dim;
   /** Query heads per kv head (1 without grouping). */
   readonly groups: number;
-  /** The ropes' own attributes, when q and k differ in base or layout (never in LLaMA graphs). */
-  readonly kBase: number;
-  readonly kLayout: 'interleaved' | 'half';
+  /** k's rope, when the keys are rotated in the kernel too (the full graph; not the step graph's cache). */
+  readonly kRope?: { readonly offset: Dim; readonly base: number; readonly layout: 'interleaved' | 'half' };
 }
 
 export function ropeQkParts(body: FusedBody): RopeQkParts {
-  const ropes = body.nodes.filter((n) => n.op === 'rope');
-  const [rq, rk] = ropes as [Node, Node];
   const qArg = body.nodes.find((n) => n.op === 'input' && n.attrs['name'] === 'arg0')!;
-  const qRope = rq.inputs[0] === qArg.id ? rq : rk;
-  const kRope = qRope === rq ? rk : rq;
+  const qRope = body.nodes.find((n) => n.op === 'rope' && n.inputs[0] === qArg.id)!;
+  const kRope = body.nodes.find((n) => n.op === 'rope' && n !== qRope);
   const group = body.nodes.find((n) => n.op === 'reshape');
   const H = qArg.type.shape[1] as number;
+  const ropeOf = (r: Node) => ({ offset: r.attrs['offset'] as Dim, base: r.attrs['base'] as number, layout: r.attrs['layout'] as 'interleaved' | 'half' });
+  const q = ropeOf(qRope);
   return {
-    base: qRope.attrs['base'] as number,
-    layout: qRope.attrs['layout'] as 'interleaved' | 'half',
-    qOffset: qRope.attrs['offset'] as Dim,
-    kOffset: kRope.attrs['offset'] as Dim,
+    base: q.base,
+    layout: q.layout,
+    qOffset: q.offset,
     groups: group ? H / (group.type.shape[0] as number) : 1,
-    kBase: kRope.attrs['base'] as number,
-    kLayout: kRope.attrs['layout'] as 'interleaved' | 'half',
+    ...(kRope ? { kRope: ropeOf(kRope) } : {}),
   };
 }

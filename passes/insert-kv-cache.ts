@@ -11,14 +11,16 @@
  *
  * Per attention (found from its causal_mask, not by position):
  *
- *     k[seq,Hkv,hd] ──update_slice(cache.k, at pos)──▶ state:cache.k.L
- *                                  └─slice [0, pos+seq)─▶ rope(offset 0) ─▶ transpose ─┐
- *     q[seq,H,hd] ─▶ rope(offset pos) ─▶ transpose ─▶ … ──────────────────────▶ matmul(q, kᵀ)
+ *     k[seq,Hkv,hd] ─▶ rope(offset pos) ─▶ update_slice(cache.k, at pos) ─▶ state:cache.k.L
+ *                                            └─slice [0, pos+seq) ─▶ transpose ─┐
+ *     q[seq,H,hd] ─▶ rope(offset pos) ─▶ transpose ─▶ … ───────────────▶ matmul(q, kᵀ)
  *                                                           ─▶ … causal_mask(offset pos) ─▶ softmax
  *     v[seq,Hkv,hd] ─update_slice(cache.v, at pos)─▶ slice [0, pos+seq) ─▶ transpose ─▶ matmul(p, v)
  *
- * The cache holds K *before* its rope, so key j is rotated at position j when read back; that
- * keeps the pattern rope(q)·rope(k)ᵀ intact for fuse-rope-qk. Between the score matmul and p·v
+ * The cache holds K *after* its rope (as llama.cpp's does): a key is rotated once, at its own
+ * position, when it is written, not again at every later step — which made a decode step's cost
+ * grow with every cached key. A K side without a rope is cached as it comes. fuse-rope-qk matches
+ * both forms (rope on q only, or on both sides in a full graph). Between the score matmul and p·v
  * the key length changes from `seq` to `pos + seq`: those nodes are rebuilt with their types
  * re-inferred, and reshape targets follow the key length (dims aligned from the end).
  *
@@ -68,6 +70,8 @@ interface KvSide {
   readonly point: number;
   /** Nodes after `point` up to the matmul operand, in order; replayed on the cache slice. */
   readonly chain: readonly number[];
+  /** The rope at `point`, when the cache stores rotated values: its offset shifts by pos. */
+  readonly rope: number | undefined;
 }
 
 const UNARY = new Set<string>(UNARY_OPS);
@@ -122,6 +126,9 @@ function findAttentions(g: Graph, seq: string): Attention[] {
       cur = node(cur).inputs[0]!;
     }
     visited.push(cur);
+    // The earliest [seq, heads, headDim] value in dataflow order, unless a rope of that shape
+    // follows it: then the rope's output, so the cache holds rotated keys (each rotated once,
+    // when written, rather than every cached key again at every step).
     let at = -1;
     for (let i = visited.length - 1; i >= 0; i--)
       if (isKvShape(node(visited[i]!).type)) {
@@ -129,7 +136,15 @@ function findAttentions(g: Graph, seq: string): Attention[] {
         break;
       }
     if (at < 0) notAttention(g, mask, `no ${what} value of shape [${seq}, heads, headDim] feeds the attention matmul`);
-    return { point: visited[at]!, chain: visited.slice(0, at).reverse() };
+    for (let i = at - 1; i >= 0; i--) {
+      const n = node(visited[i]!);
+      if (n.op === 'rope' && isKvShape(n.type)) {
+        at = i;
+        break;
+      }
+    }
+    const p = node(visited[at]!);
+    return { point: p.id, chain: visited.slice(0, at).reverse(), rope: p.op === 'rope' ? p.id : undefined };
   };
 
   const out: Attention[] = [];
@@ -215,7 +230,7 @@ export function insertKvCacheGraph(g: Graph, opts: PassOptions = {}): { graph: G
   const pos = sym(POS);
   const keyLen = dimAdd(pos, sym(seq));
   const byId = new Map(g.nodes.map((n) => [n.id, n]));
-  const shifted = new Set<number>(atts.flatMap((a) => (a.qRope === undefined ? [a.mask] : [a.mask, a.qRope])));
+  const shifted = new Set<number>(atts.flatMap((a) => [a.mask, a.qRope, a.k.rope, a.v.rope].filter((id) => id !== undefined)));
   const atScores = new Map(atts.map((a) => [a.scores, a]));
   const atPv = new Map(atts.map((a) => [a.pv, a]));
   const cut = opts.lastLogitsOnly ? lastRowCut(g, seq) : undefined;

@@ -3,6 +3,8 @@ import type { Backend, Executable } from '../backends/backend.js';
 import { checkBackend } from '../backends/conformance.js';
 import { jsBackend } from '../backends/js/index.js';
 import { createWasmBackend, type WasmExecutable } from '../backends/wasm/index.js';
+import { emitModule } from '../backends/wasm/emit.js';
+import { loadBinaryen } from '../backends/wasm/fn.js';
 import { GraphBuilder } from '../graph/builder.js';
 import { sym } from '../graph/dim.js';
 import { KilnError } from '../graph/errors.js';
@@ -173,6 +175,8 @@ describe('wasm: tiled matmuls over unpacked operands', () => {
       [3, 5, 7],
       [6, 12, 12],
       [1, 9, 1],
+      [1, 40, 8],
+      [5, 33, 12],
     ] as const)
       for (const transB of [false, true]) {
         const b = new GraphBuilder(`mm ${M}x${N}x${K}${transB ? ' transB' : ''}`);
@@ -180,6 +184,35 @@ describe('wasm: tiled matmuls over unpacked operands', () => {
         const y = b.add('input', [], { name: 'b', dtype: 'f32', shape: transB ? [2, N, K] : [2, K, N] });
         b.output('y', b.add('matmul', [x, y], { transB }));
         await onEveryBackend(b.build(), M * N + K);
+      }
+  });
+});
+
+describe('wasm: the KV cache read in place', () => {
+  // The step graph reads K and V back as slices [0, pos + seq) of the updated caches, and V
+  // through a head swap: the layout makes the slices views and leaves the swap to p·v's strides.
+  const step = runPipeline(presetModel('tiny').build(), PIPELINE).graph;
+  const layers = step.nodes.filter((n) => n.op === 'state').length / 2;
+
+  it('takes every cache slice as a view and every V head swap as strides, but not when values are read back', async () => {
+    const b = await loadBinaryen();
+    const lay = emitModule(b, step, { threads: 1, relaxed: false }).layout;
+    const ops = (ids: Set<number>) => [...ids].map((id) => step.nodes[id]!.op);
+    expect(ops(lay.views)).toEqual(new Array(2 * layers).fill('slice'));
+    expect(ops(lay.swaps)).toEqual(new Array(layers).fill('transpose'));
+    const debug = emitModule(b, step, { threads: 1, relaxed: false, debugValues: true }).layout;
+    expect(debug.swaps.size).toBe(0);
+  });
+
+  it('gives the interpreter’s logits at every position it reads back', async () => {
+    for (const [seed, symbols] of [
+      [4, { seq: 1, pos: 0 }],
+      [5, { seq: 1, pos: 31 }],
+      [6, { seq: 4, pos: 9 }],
+    ] as const)
+      for (const [, backend] of BACKENDS) {
+        const r = await checkBackend(backend, step, { seed, symbols });
+        expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
       }
   });
 });

@@ -78,7 +78,7 @@ describe.each(FUSIONS)('%s', (pattern, pass) => {
 });
 
 describe('fuse-rope-qk on the step graph (after insert-kv-cache)', () => {
-  it('fires once per layer with q at offset pos and the un-rotated cache slice as k, and keeps the outputs', () => {
+  it('fires once per layer with q at offset pos and the cache slice (keys rotated already) as k, and keeps the outputs', () => {
     fc.assert(
       fc.property(arbTinyLlama(), fc.integer({ min: 0, max: 4 }), (t, pos) => {
         const step = insertKvCache.run(tinyLlamaCase(t).graph, {}).graph;
@@ -89,7 +89,7 @@ describe('fuse-rope-qk on the step graph (after insert-kv-cache)', () => {
         for (const f of fused) {
           const parts = ropeQkParts(f.attrs['body'] as FusedBody);
           expect(parts.qOffset).toEqual(sym('pos'));
-          expect(parts.kOffset).toBe(0);
+          expect(parts.kRope).toBeUndefined();
           expect(parts.groups).toBe(t.config.nHeads / t.config.nKvHeads!);
           expect(out.nodes[f.inputs[1]!]!.op).toBe('slice');
         }
@@ -124,16 +124,23 @@ function scores(extraUse: 'none' | 'ropeQ' | 'ropeK' | 'grouped'): Graph {
 }
 
 describe('fusions fuse only values nothing else reads', () => {
-  it('rope_qk: fires on the plain pattern, not when a rotated or grouped value is read elsewhere', () => {
+  it('rope_qk: fires on the plain pattern, not when a rotated q or grouped value is read elsewhere', () => {
     expect(fuseRopeQk.run(scores('none'), {}).stats['fused']).toBe(1);
-    for (const use of ['ropeQ', 'ropeK', 'grouped'] as const) expect(fuseRopeQk.run(scores(use), {}).stats['fused']).toBe(0);
+    for (const use of ['ropeQ', 'grouped'] as const) expect(fuseRopeQk.run(scores(use), {}).stats['fused']).toBe(0);
+  });
+
+  it('rope_qk: a rotated k read elsewhere stays outside, and the kernel takes it as rotated keys', () => {
+    const out = fuseRopeQk.run(scores('ropeK'), {}).graph;
+    const f = out.nodes.find((n) => n.op === 'fused')!;
+    expect(out.nodes[f.inputs[1]!]!.op).toBe('rope');
+    expect(ropeQkParts(f.attrs['body'] as FusedBody).kRope).toBeUndefined();
   });
 
   it('rope_qk: the fused node takes the un-rotated q and k', () => {
     const out = fuseRopeQk.run(scores('none'), {}).graph;
     const f = out.nodes.find((n) => n.op === 'fused')!;
     expect(f.inputs.map((i) => out.nodes[i]!.attrs['name'])).toEqual(['q', 'k']);
-    expect(ropeQkParts(f.attrs['body'] as FusedBody)).toMatchObject({ layout: 'half', groups: 2, qOffset: 0, kOffset: 0 });
+    expect(ropeQkParts(f.attrs['body'] as FusedBody)).toMatchObject({ layout: 'half', groups: 2, qOffset: 0, kRope: { offset: 0, layout: 'half' } });
   });
 
   function ffn(order: 'act-up' | 'up-act', gateAlsoOutput: boolean): Graph {

@@ -91,7 +91,7 @@ describe('insert-kv-cache: the step graph', () => {
   const step = insertKvCacheGraph(full).graph;
   const byName = (op: string) => step.nodes.filter((n) => n.op === op);
 
-  it('takes tokens i32[seq] and a cache of un-rotated K and V per layer', () => {
+  it('takes tokens i32[seq] and a cache of rotated K and plain V per layer', () => {
     expect(byName('input').map((n) => `${String(n.attrs['name'])}: ${typeToString(n.type)}`)).toEqual(['tokens: i32[seq]']);
     expect(byName('state').map((n) => `${String(n.attrs['name'])}: ${typeToString(n.type)}`)).toEqual([
       'cache.k.0: f32[32, 2, 8]',
@@ -99,10 +99,10 @@ describe('insert-kv-cache: the step graph', () => {
       'cache.k.1: f32[32, 2, 8]',
       'cache.v.1: f32[32, 2, 8]',
     ]);
-    // What the K cache stores is the projection before any rope.
-    for (const s of byName('state').filter((n) => String(n.attrs['name']).startsWith('cache.k'))) {
+    // The K cache stores keys after their rope; the V cache the projection as it is.
+    for (const s of byName('state')) {
       const write = step.nodes.find((n) => n.op === 'update_slice' && n.inputs[0] === s.id)!;
-      expect(step.nodes[write.inputs[1]!]!.op).toBe('reshape');
+      expect(step.nodes[write.inputs[1]!]!.op).toBe(String(s.attrs['name']).startsWith('cache.k') ? 'rope' : 'reshape');
     }
     expect(step.meta['kvCache']).toEqual({ maxSeqLen: 32, states: ['cache.k.0', 'cache.v.0', 'cache.k.1', 'cache.v.1'] });
   });
@@ -118,13 +118,13 @@ describe('insert-kv-cache: the step graph', () => {
     for (const o of step.outputs.slice(1)) expect(step.nodes[o.value]!.op).toBe('update_slice');
   });
 
-  it('shifts q’s rope and the mask by pos, rotates keys from 0, and reads keys [0, pos + seq)', () => {
+  it('shifts q’s and k’s ropes and the mask by pos, and reads keys [0, pos + seq)', () => {
     const ropes = byName('rope').map((n) => `${n.scope} offset=${JSON.stringify(n.attrs['offset'])} ${typeToString(n.type)}`);
     expect(ropes).toEqual([
       'layers.0.attn.q_rope offset={"terms":{"pos":1},"offset":0} f32[seq, 4, 8]',
-      'layers.0.attn.k_rope offset=0 f32[pos + seq, 2, 8]',
+      'layers.0.attn.k_rope offset={"terms":{"pos":1},"offset":0} f32[seq, 2, 8]',
       'layers.1.attn.q_rope offset={"terms":{"pos":1},"offset":0} f32[seq, 4, 8]',
-      'layers.1.attn.k_rope offset=0 f32[pos + seq, 2, 8]',
+      'layers.1.attn.k_rope offset={"terms":{"pos":1},"offset":0} f32[seq, 2, 8]',
     ]);
     expect(byName('causal_mask').map((n) => `${JSON.stringify(n.attrs['offset'])} ${typeToString(n.type)}`)).toEqual([
       '{"terms":{"pos":1},"offset":0} f32[4, seq, pos + seq]',

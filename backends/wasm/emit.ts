@@ -84,7 +84,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
   const notes: string[] = [];
   const { nodes, sched } = expand(g, notes);
   const plan = readPlan(g, BACKEND);
-  const lay = layout(g, nodes, sched, plan, notes);
+  const lay = layout(g, nodes, sched, plan, notes, !opts.debugValues);
   const syms = new Set<string>();
   collectSymbols(nodes, syms);
   const runtime = [...syms].filter((s) => spec[s] === undefined).sort();
@@ -167,6 +167,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
         return addrOf(src);
       },
       packed: (i) => lay.packedUse.has(`${n.id}:${i}`),
+      swapped: (i) => lay.swaps.has(n.inputs[i]!),
       scratch: () => {
         if (lay.scratch === undefined) throw new Error('wasm backend: a kernel asked for scratch the layout did not reserve');
         return m.i32.load(0, 4, m.i32.const(lay.scratch.slot * 4));
@@ -176,7 +177,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
         if (t === undefined) throw new Error('wasm backend: a kernel asked for a rope table the layout did not reserve');
         return m.i32.load(0, 4, m.i32.const(t.slot * 4));
       },
-      inPlace: lay.inPlace.has(n.id),
+      inPlace: lay.inPlace.has(n.id) || lay.views.has(n.id),
       dim,
       numel,
       helper: (name, build) => {
@@ -210,7 +211,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
   for (const n of nodes) {
     const h = lay.homes.get(n.id)!;
     const isSource = n.op === 'input' || n.op === 'param' || n.op === 'state' || n.op === 'const';
-    const skip = isSource || (h.kind === 'alias' && !lay.inPlace.has(n.id));
+    const skip = isSource || (h.kind === 'alias' && !lay.inPlace.has(n.id) && !lay.views.has(n.id));
     if (!skip) {
       const kernel = n.op === 'fused' ? FUSED_KERNELS[String(n.attrs['pattern'])]! : KERNELS[n.op]!;
       body.push(...kernel(ctxFor(n)));

@@ -8,7 +8,12 @@
  *                   before each run (sizes are known then) and read by the module off the table
  *
  * Aliases cost nothing: an unplanned reshape is its operand's bytes; an update_slice of a state
- * that is that state's `state:` output (and that nothing reads after) writes into the state.
+ * that is that state's `state:` output (and that nothing reads after) writes into the state; a
+ * slice [0, end) of such an update's leading axis (the KV cache read back) is a view of its
+ * first rows: nothing writes the state after the update in that run, so the view stays true.
+ * Likewise a head swap (transpose [1, 0, 2]) of such a view that only matmuls read as their b is
+ * not copied: the matmul reads the rows in place, with strides (`swaps`). Not when every value is
+ * read back (debugValues): the swap's bytes would not be its value.
  * The plan is trusted only where the schedule agrees with it (as the js backend does).
  */
 import { type Dim, isStatic } from '../../graph/dim.js';
@@ -97,6 +102,10 @@ export interface ParamHome {
 export interface Layout {
   readonly homes: Map<number, Home>;
   readonly inPlace: Set<number>;
+  /** Slices whose result is the first rows of their operand's bytes (their kernel only checks bounds). */
+  readonly views: Set<number>;
+  /** Head swaps (transpose [1, 0, 2]) left uncopied: their matmul readers take strides. */
+  readonly swaps: Set<number>;
   readonly params: Map<number, ParamHome>;
   /** `${node id}:${operand}` of the operands read from their packed copy (matmul transB b; swiglu's W1, W3). */
   readonly packedUse: Set<string>;
@@ -124,7 +133,8 @@ function packableAt(u: Node, p: Node): number[] {
   return at.length && u.inputs.every((id, i) => id !== p.id || at.includes(i)) ? at : [];
 }
 
-export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, number>, plan: MemoryPlanLike | undefined, notes: string[]): Layout {
+/** `strides`: whether kernels may read a value in place with strides (not when every value is read back). */
+export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, number>, plan: MemoryPlanLike | undefined, notes: string[], strides = true): Layout {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const outputs = new Set(g.outputs.map((o) => o.value));
   const pos = new Map(nodes.map((n, i) => [n.id, i]));
@@ -141,6 +151,20 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
     if (base.op !== 'state' || o.name !== `state:${String(base.attrs['name'])}` || n.inputs[1] === base.id || outputs.has(base.id)) continue;
     if (numelStatic(base) === undefined) continue;
     if ((users.get(base.id) ?? []).every((u) => u.id === n.id || pos.get(u.id)! < pos.get(n.id)!)) inPlace.add(n.id);
+  }
+  const views = new Set<number>();
+  for (const n of nodes) {
+    if (n.op !== 'slice' || outputs.has(n.id) || !inPlace.has(n.inputs[0]!)) continue;
+    const ax = n.attrs['axis'] as number;
+    const lead = n.type.shape.slice(0, ax < 0 ? ax + n.type.shape.length : ax);
+    if (n.attrs['start'] === 0 && lead.every((d) => d === 1)) views.add(n.id);
+  }
+  const swaps = new Set<number>();
+  for (const n of strides ? nodes : []) {
+    if (n.op !== 'transpose' || outputs.has(n.id) || n.type.shape.length !== 3 || (n.attrs['perm'] as number[]).join() !== '1,0,2') continue;
+    if (!views.has(n.inputs[0]!) && !inPlace.has(n.inputs[0]!)) continue;
+    const us = users.get(n.id) ?? [];
+    if (us.length && us.every((u) => u.op === 'matmul' && u.inputs[1] === n.id && u.inputs[0] !== n.id)) swaps.add(n.id);
   }
 
   let at = TABLE_BYTES;
@@ -186,7 +210,7 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
       slots.push(n.id);
       return { kind: 'slot' as const, slot: slots.length - 1 };
     };
-    if (inPlace.has(n.id)) homes.set(n.id, { kind: 'alias', of: n.inputs[0]! });
+    if (inPlace.has(n.id) || views.has(n.id) || swaps.has(n.id)) homes.set(n.id, { kind: 'alias', of: n.inputs[0]! });
     else if (SOURCE.has(n.op) || n.op === 'const' || outputs.has(n.id)) homes.set(n.id, slot());
     else if (n.op === 'reshape' && !planned.has(n.id)) homes.set(n.id, { kind: 'alias', of: n.inputs[0]! });
     else {
@@ -214,6 +238,6 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
       homes.set(id, { kind: 'slot', slot: slots.length - 1 });
       notes.push(`%${id}: not placed in the arena (${why})`);
     });
-  return { homes, inPlace, params, packedUse, staticBytes: at, slots, arenaAt, scratch, ropeTables };
+  return { homes, inPlace, views, swaps, params, packedUse, staticBytes: at, slots, arenaAt, scratch, ropeTables };
 }
 

@@ -34,7 +34,7 @@ export function ropeUses(n: Node, types: readonly { shape: readonly Dim[] }[]): 
   if (n.op !== 'fused' || n.attrs['pattern'] !== 'rope_qk') return [];
   const form = ropeQkForm(n.attrs['body'] as FusedBody);
   if (!form) return [];
-  return [form.q, form.k].map((side) => ({ base: side.base, D: form.D, offset: side.offset, len: types[side.arg]!.shape[0]! }));
+  return [form.q, form.k].filter((side) => side.rope).map((side) => ({ base: side.base, D: form.D, offset: side.offset, len: types[side.arg]!.shape[0]! }));
 }
 
 /** The host's side: rows per table, written into memory when they grow. */

@@ -10,8 +10,8 @@
  * sides share a layout, the loop runs over pairs (each element and cos/sin read once): for
  * interleaved pairs the sum is in ascending d, as the decomposition's matmul sums; for half pairs
  * the two halves sum apart and then add. Mixed layouts run over d, rotating each element on its
- * own. cos/sin come from host tables in doubles (see rope.ts); the k table (offset 0 in a model)
- * is uploaded once.
+ * own. Keys that come rotated (the step graph's cache: no k rope) are read as they are. cos/sin
+ * come from host tables in doubles (see rope.ts); a k table (offset 0 in a model) is uploaded once.
  */
 import type { Dim } from '../../../graph/dim.js';
 import type { FusedBody } from '../../../graph/ops.js';
@@ -44,7 +44,8 @@ function rotated(c: GpuKernelCtx, p: string, x: string, side: RopeSide, rows: Di
 /** The loop over pairs i < D/2 for sides of one layout. */
 function pairLoop(c: GpuKernelCtx, f: RopeQkForm, S: Dim, T: Dim, s: string, t: string): string {
   const tab = (side: RopeSide, rows: Dim) => c.hostArg('ropeAngles', [c.hostDim(side.offset, 'run'), c.hostDim(rows, 'cap'), String(f.D), lit(side.base)]);
-  const [qt, kt] = [tab(f.q, S), tab(f.k, T)];
+  const qt = tab(f.q, S);
+  const kt = f.k.rope ? tab(f.k, T) : undefined;
   const h = lit(f.D / 2);
   // p, not i: i is the element's flat index
   const [a, b] = f.q.half ? ['p', `p + ${h}`] : ['2.0 * p', '2.0 * p + 1.0'];
@@ -57,13 +58,19 @@ for (let p = 0.0; p < ${h}; p++) {
   let ka = ${k}[kb + ${a}];
   let kz = ${k}[kb + ${b}];
   let qi = (${s} * ${h} + p) * 2.0;
-  let ki = (${t} * ${h} + p) * 2.0;
   let qc = ${qt}[qi];
-  let qn = ${qt}[qi + 1.0];
+  let qn = ${qt}[qi + 1.0];${
+    kt
+      ? `
+  let ki = (${t} * ${h} + p) * 2.0;
   let kc = ${kt}[ki];
   let kn = ${kt}[ki + 1.0];
   acc = acc + (qa * qc - qz * qn) * (ka * kc - kz * kn);
-  ${f.q.half ? 'acc2 = acc2' : 'acc = acc'} + (qa * qn + qz * qc) * (ka * kn + kz * kc);
+  ${f.q.half ? 'acc2 = acc2' : 'acc = acc'} + (qa * qn + qz * qc) * (ka * kn + kz * kc);`
+      : `
+  acc = acc + (qa * qc - qz * qn) * ka;
+  ${f.q.half ? 'acc2 = acc2' : 'acc = acc'} + (qa * qn + qz * qc) * kz;`
+  }
 }
 return acc + acc2;`;
 }
@@ -78,7 +85,7 @@ export const ropeQkKernel: GpuKernel = (c) => {
   const head = `${code}
 let qb = (${s} * ${lit(f.H)} + ${h}) * ${D};
 let kb = (${t} * ${lit(f.Hkv)} + Math.floor((${h} + 0.5) / ${lit(f.H / f.Hkv)})) * ${D};`;
-  if (f.q.half === f.k.half) return `${head}\n${pairLoop(c, f, S, T, s, t)}`;
+  if (!f.k.rope || f.q.half === f.k.half) return `${head}\n${pairLoop(c, f, S, T, s, t)}`;
   return `${head}
 let acc = 0.0;
 for (let d = 0.0; d < ${D}; d++) {

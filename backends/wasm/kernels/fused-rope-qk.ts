@@ -3,9 +3,10 @@
  * is read from the body by the js backend's `ropeQkForm`). The result [Hkv, g·S, T] is laid out
  * scores[h, s, t] with h = kv·g + j, so for each kv head the kernel rotates that head's T keys
  * into the scratch area once, then the g·S query rows of its group after them, and takes the
- * scores with mm_nt (the unfused kernel's dot products). Angles p·base^(−2i/D) and their cos/sin
- * come from the (base, D) table (rope-table.ts), in f64, as in the rope kernel; rotated values are rounded to f32.
- * Scratch: (T + g·S)·D floats, reserved by the host (`scratchElems`).
+ * scores with mm_nt (the unfused kernel's dot products). Keys that come rotated (the step graph's
+ * cache) are read where they are, Hkv·D floats apart. Angles p·base^(−2i/D) and their cos/sin come
+ * from the (base, D) table (rope-table.ts), in f64, as in the rope kernel; rotated values are
+ * rounded to f32. Scratch: (T + g·S)·D floats, or g·S·D, reserved by the host (`scratchElems`).
  */
 import { type Dim, dimAdd, dimScale } from '../../../graph/dim.js';
 import type { Node } from '../../../graph/graph.js';
@@ -22,7 +23,8 @@ export function ropeQkScratch(n: Node, types: readonly { shape: readonly Dim[] }
   if (!form) return undefined;
   const S = types[form.q.arg]!.shape[0]!;
   const T = types[form.k.arg]!.shape[0]!;
-  return dimAdd(dimScale(T, form.D), dimScale(S, (form.H / form.Hkv) * form.D));
+  const q = dimScale(S, (form.H / form.Hkv) * form.D);
+  return form.k.rope ? dimAdd(dimScale(T, form.D), q) : q;
 }
 
 /**
@@ -73,12 +75,19 @@ export const ropeQkKernel: WasmKernel = (c) => {
   const bytes = (e: Expr) => m.i32.shl(e, I(2));
   /** Byte address of row r (element units: r·D) from base. */
   const rowAt = (base: Expr, r: Expr) => m.i32.add(base, bytes(m.i32.mul(r, I(D))));
-  const qRows = () => rowAt(c.scratch(), T());
+  // Rotated keys go to the scratch area, the query rows after them; keys that come rotated
+  // (the cache) are read in place, Hkv·D floats apart.
+  const qRows = () => (form.k.rope ? rowAt(c.scratch(), T()) : c.scratch());
+  const keys = () => (form.k.rope ? c.scratch() : rowAt(c.in(form.k.arg), g(kv!)));
   return [
     f.for(kv!, I(0), () => I(Hkv), 1, [
-      f.for(t!, I(0), T, 1, [
-        m.call(row, [rowAt(c.in(form.k.arg), m.i32.add(m.i32.mul(g(t!), I(Hkv)), g(kv!))), rowAt(c.scratch(), g(t!)), I(D), m.i32.add(c.dim(form.k.offset), g(t!)), m.f64.const(form.k.base), I(form.k.half ? 1 : 0), c.ropeTable(form.k.base, D)], b.none),
-      ]),
+      ...(form.k.rope
+        ? [
+            f.for(t!, I(0), T, 1, [
+              m.call(row, [rowAt(c.in(form.k.arg), m.i32.add(m.i32.mul(g(t!), I(Hkv)), g(kv!))), rowAt(c.scratch(), g(t!)), I(D), m.i32.add(c.dim(form.k.offset), g(t!)), m.f64.const(form.k.base), I(form.k.half ? 1 : 0), c.ropeTable(form.k.base, D)], b.none),
+            ]),
+          ]
+        : []),
       f.for(j!, I(0), () => I(G), 1, [
         f.for(s!, I(0), S, 1, [
           // query row of head h = kv·G + j at token s, into scratch row j·S + s after the keys
@@ -86,7 +95,7 @@ export const ropeQkKernel: WasmKernel = (c) => {
           m.call(row, [rowAt(c.in(form.q.arg), g(qr!)), rowAt(qRows(), m.i32.add(m.i32.mul(g(j!), S()), g(s!))), I(D), m.i32.add(c.dim(form.q.offset), g(s!)), m.f64.const(form.q.base), I(form.q.half ? 1 : 0), c.ropeTable(form.q.base, D)], b.none),
         ]),
       ]),
-      m.call(mm, [qRows(), c.scratch(), m.i32.add(c.out(), bytes(m.i32.mul(m.i32.mul(g(kv!), I(G)), m.i32.mul(S(), T())))), m.i32.mul(I(G), S()), T(), I(D)], b.none),
+      m.call(mm, [qRows(), keys(), m.i32.add(c.out(), bytes(m.i32.mul(m.i32.mul(g(kv!), I(G)), m.i32.mul(S(), T())))), m.i32.mul(I(G), S()), T(), I(D), I(form.k.rope ? D : Hkv * D)], b.none),
     ]),
   ];
 };

@@ -23,11 +23,16 @@ export interface WasmCtx {
   in(i: number): Expr;
   /** Operand i is a param read from its 16-column packed copy (matmul transB b; swiglu W1, W3). */
   packed(i: number): boolean;
+  /**
+   * Whether operand i is a transpose [1, 0, 2] that was not copied (layout.ts): `in(i)` is then
+   * the bytes of its operand [T, H, E], and element [h, t, e] is at (t·H + h)·E + e.
+   */
+  swapped(i: number): boolean;
   /** Byte address of the scratch area the host reserves for kernels that need one (rope_qk). */
   scratch(): Expr;
   /** Byte address of the cos/sin table of (base, D): f64 (cos, sin) pairs [p][i] (rope-table.ts). */
   ropeTable(base: number, D: number): Expr;
-  /** update_slice only: the result is the base's bytes. */
+  /** update_slice: the result is the base's bytes; slice: the result is the operand's first rows (layout.ts views). */
   readonly inPlace: boolean;
   dim(d: Dim): Expr;
   numel(shape: readonly Dim[]): Expr;

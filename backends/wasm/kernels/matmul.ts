@@ -133,11 +133,11 @@ export function buildMatmulPacked(c: WasmCtx, name: string): void {
 /** mm_nn_edge: out[r, n] for r in [R0, R1), n in [N0, N1): four columns at a time, a[r, k] splatted, then one at a time. */
 function buildNnEdge(c: WasmCtx, name: string): void {
   const { b, m } = c;
-  const f = new Fn(b, m, Array.from({ length: 10 }, () => b.i32));
-  const [A, B, OUT, , N, K, R0, R1, N0, N1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const f = new Fn(b, m, Array.from({ length: 11 }, () => b.i32));
+  const [A, B, OUT, , N, K, LDB, R0, R1, N0, N1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
   const [row, n, k, acc, s] = [f.local(b.i32), f.local(b.i32), f.local(b.i32), f.local(b.v128), f.local(b.f32)];
   const aAt = () => m.i32.add(f.get(A), m.i32.shl(m.i32.add(m.i32.mul(f.get(row), f.get(K)), f.get(k)), m.i32.const(2)));
-  const bAt = () => m.i32.add(f.get(B), m.i32.shl(m.i32.add(m.i32.mul(f.get(k), f.get(N)), f.get(n)), m.i32.const(2)));
+  const bAt = () => m.i32.add(f.get(B), m.i32.shl(m.i32.add(m.i32.mul(f.get(k), f.get(LDB)), f.get(n)), m.i32.const(2)));
   const oAt = () => m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(f.get(row), f.get(N)), f.get(n)), m.i32.const(2)));
   f.finish(name, b.none, [
     f.for(row, f.get(R0), f.at(R1), 1, [
@@ -162,15 +162,16 @@ function buildNnEdge(c: WasmCtx, name: string): void {
 }
 
 /**
- * mm_nn: b [K, N] row-major (attention's probabilities · V). 4 rows × 8 columns at a time: per k,
- * four a[r, k] splatted and two vectors of b's row k, 8 f32x4 accumulators; the rows and columns
- * left over take mm_nn_edge.
+ * mm_nn(a, b, out, M, N, K, ldb): b [K, N] with rows ldb floats apart (attention's probabilities
+ * · V; ldb > N reads V's rows in place in the cache). 4 rows × 8 columns at a time: per k, four
+ * a[r, k] splatted and two vectors of b's row k, 8 f32x4 accumulators. Rows left over (a decode
+ * step's one query row) take 1 × 16 tiles; the columns left over take mm_nn_edge.
  */
 export function buildMatmulNN(c: WasmCtx, name: string): void {
   const { b, m } = c;
   const edge = c.helper('mm_nn_edge', () => buildNnEdge(c, 'mm_nn_edge'));
-  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
-  const [A, B, OUT, M, N, K] = [0, 1, 2, 3, 4, 5];
+  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
+  const [A, B, OUT, M, N, K, LDB] = [0, 1, 2, 3, 4, 5, 6];
   const I = (v: number) => m.i32.const(v);
   const i32 = () => f.local(b.i32);
   const [row, n, k, ap, bp, mT, nT] = [i32(), i32(), i32(), i32(), i32(), i32(), i32()];
@@ -178,7 +179,7 @@ export function buildMatmulNN(c: WasmCtx, name: string): void {
   const sv = Array.from({ length: 4 }, () => f.local(b.v128));
   const bv = [f.local(b.v128), f.local(b.v128)];
   const K4 = () => m.i32.shl(f.get(K), I(2));
-  const N4 = () => m.i32.shl(f.get(N), I(2));
+  const LDB4 = () => m.i32.shl(f.get(LDB), I(2));
   const outAt = (i: number) => m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(m.i32.add(f.get(row), I(i)), f.get(N)), f.get(n)), I(2)));
   const tile = [
     ...acc.map((a) => f.set(a, m.v128.const(new Array(16).fill(0)))),
@@ -190,28 +191,46 @@ export function buildMatmulNN(c: WasmCtx, name: string): void {
       ...sv.map((v, i) => f.set(v, m.v128.load32_splat(0, 4, m.i32.add(f.get(ap), m.i32.mul(I(i), K4()))))),
       ...sv.flatMap((v, i) => bv.map((w, j) => f.set(acc[2 * i + j]!, c.madd(f.get(v), f.get(w), f.get(acc[2 * i + j]!))))),
       f.set(ap, m.i32.add(f.get(ap), I(4))),
-      f.set(bp, m.i32.add(f.get(bp), N4())),
+      f.set(bp, m.i32.add(f.get(bp), LDB4())),
     ]),
     ...[0, 1, 2, 3].flatMap((i) => [m.v128.store(0, 4, outAt(i), f.get(acc[2 * i]!)), m.v128.store(16, 4, outAt(i), f.get(acc[2 * i + 1]!))]),
   ];
-  const call = (r0: Expr, r1: Expr, n0: Expr, n1: Expr) => m.call(edge, [f.get(A), f.get(B), f.get(OUT), f.get(M), f.get(N), f.get(K), r0, r1, n0, n1], b.none);
+  // One row × 16 columns (four independent sums: a decode step's one query row would otherwise
+  // wait on one accumulator per k in mm_nn_edge).
+  const wide = [...bv, f.local(b.v128), f.local(b.v128)];
+  const row16 = [
+    ...acc.slice(0, 4).map((a) => f.set(a, m.v128.const(new Array(16).fill(0)))),
+    f.set(ap, m.i32.add(f.get(A), m.i32.mul(f.get(row), K4()))),
+    f.set(bp, m.i32.add(f.get(B), m.i32.shl(f.get(n), I(2)))),
+    f.for(k, I(0), f.at(K), 1, [
+      f.set(sv[0]!, m.v128.load32_splat(0, 4, f.get(ap))),
+      ...wide.map((w, j) => f.set(w, m.v128.load(16 * j, 4, f.get(bp)))),
+      ...wide.map((w, j) => f.set(acc[j]!, c.madd(f.get(sv[0]!), f.get(w), f.get(acc[j]!)))),
+      f.set(ap, m.i32.add(f.get(ap), I(4))),
+      f.set(bp, m.i32.add(f.get(bp), LDB4())),
+    ]),
+    ...[0, 1, 2, 3].map((j) => m.v128.store(16 * j, 4, outAt(0), f.get(acc[j]!))),
+  ];
+  const call = (r0: Expr, r1: Expr, n0: Expr, n1: Expr) => m.call(edge, [f.get(A), f.get(B), f.get(OUT), f.get(M), f.get(N), f.get(K), f.get(LDB), r0, r1, n0, n1], b.none);
   f.finish(name, b.none, [
     f.set(mT, m.i32.and(f.get(M), I(~3))),
     f.set(nT, m.i32.and(f.get(N), I(~7))),
     f.for(row, I(0), f.at(mT), 4, [f.for(n, I(0), f.at(nT), 8, tile)]),
     call(I(0), f.get(mT), f.get(nT), f.get(N)),
-    call(f.get(mT), f.get(M), I(0), f.get(N)),
+    f.set(nT, m.i32.and(f.get(N), I(~15))),
+    f.for(row, f.get(mT), f.at(M), 1, [f.for(n, I(0), f.at(nT), 16, row16)]),
+    call(f.get(mT), f.get(M), f.get(nT), f.get(N)),
   ]);
 }
 
 /** mm_nt_dot: out[r, n] for r in [R0, R1), n in [N0, N1): one dot product each, four k at a time. */
 function buildNtDot(c: WasmCtx, name: string): void {
   const { b, m } = c;
-  const f = new Fn(b, m, Array.from({ length: 10 }, () => b.i32));
-  const [A, B, OUT, , N, K, R0, R1, N0, N1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const f = new Fn(b, m, Array.from({ length: 11 }, () => b.i32));
+  const [A, B, OUT, , N, K, LDB, R0, R1, N0, N1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
   const [row, n, k, acc, s] = [f.local(b.i32), f.local(b.i32), f.local(b.i32), f.local(b.v128), f.local(b.f32)];
   const aAt = () => m.i32.add(f.get(A), m.i32.shl(m.i32.add(m.i32.mul(f.get(row), f.get(K)), f.get(k)), m.i32.const(2)));
-  const bAt = () => m.i32.add(f.get(B), m.i32.shl(m.i32.add(m.i32.mul(f.get(n), f.get(K)), f.get(k)), m.i32.const(2)));
+  const bAt = () => m.i32.add(f.get(B), m.i32.shl(m.i32.add(m.i32.mul(f.get(n), f.get(LDB)), f.get(k)), m.i32.const(2)));
   const lane = (l: number) => m.f32x4.extract_lane(f.get(acc), l);
   f.finish(name, b.none, [
     f.for(row, f.get(R0), f.at(R1), 1, [
@@ -235,16 +254,17 @@ function buildNtDot(c: WasmCtx, name: string): void {
 }
 
 /**
- * mm_nt: b [N, K] row-major (attention scores). With K a multiple of 4, 2 rows × 4 columns at a
+ * mm_nt(a, b, out, M, N, K, ldb): b [N, K] with rows ldb floats apart (attention scores; ldb > K
+ * reads the keys in place in the cache). With K a multiple of 4, 2 rows × 4 columns at a
  * time: 8 f32x4 accumulators over k (2 + 4 loads for 8 multiply-adds), each summed across lanes
- * into one vector of 4 results per row; the rows and columns left over, and any other K, take one
- * dot product at a time (mm_nt_dot).
+ * into one vector of 4 results per row; an odd last row (a decode step's one query) takes 1 × 4
+ * tiles; the columns left over, and any other K, take one dot product at a time (mm_nt_dot).
  */
 export function buildMatmulNT(c: WasmCtx, name: string): void {
   const { b, m } = c;
   const dot = c.helper('mm_nt_dot', () => buildNtDot(c, 'mm_nt_dot'));
-  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
-  const [A, B, OUT, M, N, K] = [0, 1, 2, 3, 4, 5];
+  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
+  const [A, B, OUT, M, N, K, LDB] = [0, 1, 2, 3, 4, 5, 6];
   const I = (v: number) => m.i32.const(v);
   const i32 = () => f.local(b.i32);
   const [row, n, q, ap, bp, mT, nT] = [i32(), i32(), i32(), i32(), i32(), i32(), i32()];
@@ -253,6 +273,7 @@ export function buildMatmulNT(c: WasmCtx, name: string): void {
   const bv = Array.from({ length: 4 }, () => f.local(b.v128));
   const [t0, t1] = [f.local(b.v128), f.local(b.v128)];
   const K4 = () => m.i32.shl(f.get(K), I(2));
+  const LDB4 = () => m.i32.shl(f.get(LDB), I(2));
   const sh = (x: number, y: number, l: number[]) => m.i8x16.shuffle(f.get(x), f.get(y), l.flatMap((i) => [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3]));
   /** The lane sums of v[0..3] as one vector (transpose-and-add). */
   const hsum4 = (v: readonly number[]) => [
@@ -265,22 +286,25 @@ export function buildMatmulNT(c: WasmCtx, name: string): void {
     const h = hsum4(v);
     return m.block(null, [h[0]!, h[1]!, m.v128.store(0, 4, outAt(r), h[2]!)]);
   };
-  const tile = [
-    ...acc.map((a) => f.set(a, m.v128.const(new Array(16).fill(0)))),
-    f.set(ap, m.i32.add(f.get(A), m.i32.mul(f.get(row), K4()))),
-    f.set(bp, m.i32.add(f.get(B), m.i32.mul(f.get(n), K4()))),
-    f.for(q, I(0), f.at(K), 4, [
-      f.set(av[0]!, m.v128.load(0, 4, f.get(ap))),
-      f.set(av[1]!, m.v128.load(0, 4, m.i32.add(f.get(ap), K4()))),
-      ...bv.map((v, j) => f.set(v, m.v128.load(0, 4, m.i32.add(f.get(bp), m.i32.mul(I(j), K4()))))),
-      ...[0, 1].flatMap((i) => bv.map((v, j) => f.set(acc[4 * i + j]!, c.madd(f.get(av[i]!), f.get(v), f.get(acc[4 * i + j]!))))),
-      f.set(ap, m.i32.add(f.get(ap), I(16))),
-      f.set(bp, m.i32.add(f.get(bp), I(16))),
-    ]),
-    store(f.get(row), acc.slice(0, 4)),
-    store(m.i32.add(f.get(row), I(1)), acc.slice(4)),
-  ];
-  const call = (r0: Expr, r1: Expr, n0: Expr, n1: Expr) => m.call(dot, [f.get(A), f.get(B), f.get(OUT), f.get(M), f.get(N), f.get(K), r0, r1, n0, n1], b.none);
+  /** rows (2, or 1 for an odd last row: decode's one query) × 4 columns. */
+  const tile = (rows: 1 | 2) => {
+    const rs = rows === 2 ? [0, 1] : [0];
+    return [
+      ...acc.slice(0, 4 * rows).map((a) => f.set(a, m.v128.const(new Array(16).fill(0)))),
+      f.set(ap, m.i32.add(f.get(A), m.i32.mul(f.get(row), K4()))),
+      f.set(bp, m.i32.add(f.get(B), m.i32.mul(f.get(n), LDB4()))),
+      f.for(q, I(0), f.at(K), 4, [
+        f.set(av[0]!, m.v128.load(0, 4, f.get(ap))),
+        ...(rows === 2 ? [f.set(av[1]!, m.v128.load(0, 4, m.i32.add(f.get(ap), K4())))] : []),
+        ...bv.map((v, j) => f.set(v, m.v128.load(0, 4, m.i32.add(f.get(bp), m.i32.mul(I(j), LDB4()))))),
+        ...rs.flatMap((i) => bv.map((v, j) => f.set(acc[4 * i + j]!, c.madd(f.get(av[i]!), f.get(v), f.get(acc[4 * i + j]!))))),
+        f.set(ap, m.i32.add(f.get(ap), I(16))),
+        f.set(bp, m.i32.add(f.get(bp), I(16))),
+      ]),
+      ...rs.map((i) => store(m.i32.add(f.get(row), I(i)), acc.slice(4 * i, 4 * i + 4))),
+    ];
+  };
+  const call = (r0: Expr, r1: Expr, n0: Expr, n1: Expr) => m.call(dot, [f.get(A), f.get(B), f.get(OUT), f.get(M), f.get(N), f.get(K), f.get(LDB), r0, r1, n0, n1], b.none);
   f.finish(name, b.none, [
     m.if(
       m.i32.and(f.get(K), I(3)),
@@ -288,9 +312,9 @@ export function buildMatmulNT(c: WasmCtx, name: string): void {
       m.block(null, [
         f.set(mT, m.i32.and(f.get(M), I(~1))),
         f.set(nT, m.i32.and(f.get(N), I(~3))),
-        f.for(row, I(0), f.at(mT), 2, [f.for(n, I(0), f.at(nT), 4, tile)]),
-        call(I(0), f.get(mT), f.get(nT), f.get(N)),
-        call(f.get(mT), f.get(M), I(0), f.get(N)),
+        f.for(row, I(0), f.at(mT), 2, [f.for(n, I(0), f.at(nT), 4, tile(2))]),
+        m.if(m.i32.lt_s(f.get(mT), f.get(M)), m.block(null, [f.set(row, f.get(mT)), f.for(n, I(0), f.at(nT), 4, tile(1))])),
+        call(I(0), f.get(M), f.get(nT), f.get(N)),
       ]),
     ),
   ]);
@@ -310,10 +334,15 @@ export const matmulKernel: WasmKernel = (c) => {
   const name = transB ? 'mm_nt' : 'mm_nn';
   const fn = c.helper(name, () => (transB ? buildMatmulNT : buildMatmulNN)(c, name));
   const [ab, bb, ob] = [ta.shape.slice(0, -2), tb.shape.slice(0, -2), c.node.type.shape.slice(0, -2)];
-  const call = (a: Expr, bq: Expr, o: Expr, M: Expr) => m.call(fn, [a, bq, o, M, c.dim(Nd), c.dim(Kd)], c.b.none);
+  // b read in place through a head swap ([H, T, E] over [T, H, E] bytes, layout.ts): batch h
+  // starts E floats in, and its rows are H·E floats apart.
+  const swapped = c.swapped(1);
+  const inner = () => c.dim(tb.shape[2]!);
+  const ldb = swapped ? () => m.i32.mul(c.dim(tb.shape[0]!), inner()) : () => c.dim(tb.shape.at(-1)!);
+  const call = (a: Expr, bq: Expr, o: Expr, M: Expr) => m.call(fn, [a, bq, o, M, c.dim(Nd), c.dim(Kd), ldb()], c.b.none);
   if (bb.length === 0 && ab.length === ob.length && ab.every((d, i) => dimEq(d, ob[i]!))) return [call(c.in(0), c.in(1), c.out(), c.numel(ta.shape.slice(0, -1)))];
   const mk = () => m.i32.mul(c.dim(Md), c.dim(Kd));
-  const kn = () => m.i32.mul(c.dim(Kd), c.dim(Nd));
+  const kn = swapped ? inner : () => m.i32.mul(c.dim(Kd), c.dim(Nd));
   const mn = () => m.i32.mul(c.dim(Md), c.dim(Nd));
   const byte = (base: Expr, off: Expr, per: Expr) => m.i32.add(base, m.i32.shl(m.i32.mul(off, per), m.i32.const(2)));
   return nest(c, ob, [broadcastStrides(ab, ob), broadcastStrides(bb, ob), broadcastStrides(ob, ob)], ([pa, pb, po]) => [
