@@ -46,9 +46,11 @@ interface RopeCase {
   qBase: number;
   kBase: number;
   kOffset: number;
+  /** Whether k is rotated in the kernel (the full graph) or comes rotated (the step graph's cache). */
+  kRope: boolean;
 }
 
-/** rope(q)·rope(k)ᵀ as fuse-rope-qk writes it: q[seq, H, D] at pos, k[pos + seq, Hkv, D] at kOffset. */
+/** rope(q)·rope(k)ᵀ (or rope(q)·kᵀ) as fuse-rope-qk writes it: q[seq, H, D] at pos, k[pos + seq, Hkv, D] at kOffset. */
 function ropeQkGraph(c: RopeCase): Graph {
   const H = c.Hkv * c.g;
   const rope = (base: number, half: boolean, offset: Dim) => ({ base, layout: half ? 'half' : 'interleaved', offset });
@@ -59,7 +61,7 @@ function ropeQkGraph(c: RopeCase): Graph {
     (body, [q, k]) => {
       const qr = body.add('transpose', [body.add('rope', [q!], rope(c.qBase, c.qHalf, pos))], { perm: [1, 0, 2] });
       const qg = H === c.Hkv ? qr : body.add('reshape', [qr], { shape: [c.Hkv, dimScale(seq, c.g), c.D] });
-      const kr = body.add('transpose', [body.add('rope', [k!], rope(c.kBase, c.kHalf, c.kOffset))], { perm: [1, 0, 2] });
+      const kr = body.add('transpose', [c.kRope ? body.add('rope', [k!], rope(c.kBase, c.kHalf, c.kOffset)) : k!], { perm: [1, 0, 2] });
       return body.add('matmul', [qg, kr], { transB: true });
     },
   );
@@ -112,6 +114,7 @@ describe.each(['headlessgl', 'webgpu'] as const)('gpu backend on %s: fused kerne
       qBase: fc.constantFrom(10000, 500000, 10),
       kBase: fc.constantFrom(10000, 500000, 10),
       kOffset: fc.integer({ min: 0, max: 3 }),
+      kRope: fc.boolean(),
     });
     await fc.assert(
       fc.asyncProperty(arb, fc.nat(), async (c, seed) => {
