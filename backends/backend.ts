@@ -34,6 +34,13 @@ export interface RunArgs {
    * stories110M cache (75 MB) took ~240 ms here; most of them a short run never needs.
    */
   readonly freshState?: readonly string[];
+  /**
+   * Arrays for outputs, by name, owned by the caller and reused across runs (of the output's
+   * dtype, at least its size): a backend may write an output into its array rather than allocate
+   * a new one, and then returns it (or its first elements). A new 2 MB array per run cost
+   * 0.3–2.7 ms here, in page faults. The wasm backend takes them; the others may not.
+   */
+  readonly into?: Readonly<Record<string, HostArray>>;
 }
 
 /** A run with every node's value: what `kiln fuzz` reads to find the first node that differs. */

@@ -1,8 +1,9 @@
 /**
  * The kernel rows: y[M, N] = x[M, K] · Wᵀ with W stored [N, K] — the shape of every linear layer
  * in a LLaMA graph (`matmul` with transB). kiln's figures come from a one-op graph compiled
- * through the whole path (emit → run), so a call includes copying x in and y out, as a model step
- * does around its kernels. A sample repeats the call until it lasts about `targetMs`.
+ * through the whole path (emit → run), so a call includes copying x in and y out (into an array
+ * reused across calls), as a model step does around its kernels. A sample repeats the call until
+ * it lasts about `targetMs`.
  */
 import type { Backend } from '../backends/backend.js';
 import { GraphBuilder } from '../graph/builder.js';
@@ -56,6 +57,7 @@ export async function kilnKernel(backend: Backend, k: KernelSpec, targetMs: numb
   b.output('y', b.add('matmul', [x, w], { transB: true }));
   const exe = await backend.compile(b.build());
   exe.setWeights({ w: randomArray(k.N * k.K, 2) });
-  const args = { inputs: { x: randomArray(k.M * k.K, 3) }, symbols: {} };
+  // y goes into one array reused across calls (RunArgs.into), not a new one per call.
+  const args = { inputs: { x: randomArray(k.M * k.K, 3) }, symbols: {}, into: { y: new Float32Array(k.M * k.N) } };
   return gflopsSampler(() => exe.run(args), k, targetMs);
 }

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Backend, Executable } from '../backends/backend.js';
+import type { Backend, Executable, HostArray } from '../backends/backend.js';
 import { checkBackend } from '../backends/conformance.js';
 import { jsBackend } from '../backends/js/index.js';
 import { createWasmBackend, type WasmExecutable } from '../backends/wasm/index.js';
@@ -98,6 +98,23 @@ describe('wasm backend specifics', () => {
     const fresh = new Float32Array(12).fill(1);
     const out2 = exe.run({ inputs: { x: Float32Array.of(5, 6) }, symbols: { seq: 1, pos: 0 }, state: { cache: fresh } });
     expect([...(out2['y'] as Float32Array)]).toEqual([10, 11]);
+  });
+
+  it('writes an output into the caller’s array (RunArgs.into), and names a wrong one', async () => {
+    const exe = await be.compile(stateGraph());
+    exe.setWeights({});
+    const y = new Float32Array(5).fill(-1);
+    const run = (x: number[], into: Record<string, HostArray>) =>
+      exe.run({ inputs: { x: Float32Array.from(x) }, symbols: { seq: x.length / 2, pos: 0 }, state: { cache: new Float32Array(12) }, into });
+    const out = run([1, 2, 3, 4], { y });
+    expect(out['y']).not.toBe(y); // two of its five elements: a view of them
+    expect((out['y'] as Float32Array).buffer).toBe(y.buffer);
+    expect([...y]).toEqual([4, 6, -1, -1, -1]);
+    const exact = new Float32Array(2);
+    expect(run([5, 6], { y: exact })['y']).toBe(exact);
+    expect([...exact]).toEqual([5, 6]);
+    expect(() => run([1, 2], { y: new Int32Array(2) })).toThrow(/into\['y'\]: expected a Float32Array of at least 2 values for output 'y', given Int32Array of 2/);
+    expect(() => run([1, 2, 3, 4], { y: new Float32Array(1) })).toThrow(/into\['y'\]: expected a Float32Array of at least 2 values/);
   });
 
   it('a state region the memory never wrote takes a zero array without a copy, and nothing else', async () => {

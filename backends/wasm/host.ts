@@ -384,8 +384,17 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
         continue;
       }
       const n = byId.get(o.value)!;
-      const at = addr(o.value) / 4;
-      out[o.name] = view(n).slice(at, at + size(n));
+      const [at, len] = [addr(o.value) / 4, size(n)];
+      const dst = args.into?.[o.name];
+      if (dst === undefined) {
+        out[o.name] = view(n).slice(at, at + len);
+        continue;
+      }
+      const want = view(n).constructor as typeof Float32Array;
+      if (!(dst instanceof want) || dst.length < len)
+        throw fail('K1017', `into['${o.name}']: expected a ${want.name} of at least ${len} values for output '${o.name}', given ${(dst as object)?.constructor?.name ?? typeof dst}${ArrayBuffer.isView(dst) ? ` of ${dst.length}` : ''}`);
+      dst.set(view(n).subarray(at, at + len) as never);
+      out[o.name] = dst.length === len ? dst : dst.subarray(0, len);
     }
     return out;
   }
