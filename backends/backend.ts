@@ -59,6 +59,11 @@ export interface Executable {
    */
   setWeights(params: Readonly<Record<string, HostArray>>): void;
   /**
+   * Compiled with `shareWith` and holding that executable's very weights (wasm: one memory):
+   * its setWeights binds this one's too, so a second copy can be skipped (calling it is allowed).
+   */
+  readonly sharesWeights?: boolean;
+  /**
    * Run one step; returns the graph outputs by name (row-major), fresh arrays owned by the caller
    * — except `state:<name>` outputs written in place, which are the caller's state buffers.
    */

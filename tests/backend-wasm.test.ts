@@ -385,6 +385,8 @@ describe('wasm: one memory for the prefill and decode programs', () => {
     const { prefill: pre, decode: dec } = s.executables as { prefill: WasmExecutable; decode: WasmExecutable };
     expect(pre.share.memory === dec.share.memory).toBe(true);
     expect([pre.manifest.jobArea ?? 0, dec.manifest.jobArea ?? 0]).toEqual([0, 1]);
+    // The Session bound the weights once, through the prefill program: the decode program holds them too.
+    expect([pre.sharesWeights, dec.sharesWeights]).toEqual([false, true]);
     // Long runs grow the rope tables (64 rows, then doubling) in one program and not in the other:
     // decoding past 128 positions, then a short prefill, then decoding past them again.
     const long = (n: number, k: number) => Array.from({ length: n }, (_, i) => ((i * k) % 60) + 3);
@@ -393,5 +395,23 @@ describe('wasm: one memory for the prefill and decode programs', () => {
       s.rollback(0);
       expect(await tokens(s, [...prompt], n), `prompt of ${prompt.length}`).toEqual(await tokens(ref, [...prompt], n));
     }
+  });
+
+  it('a program over another’s memory needs no weights of its own; one with another layout does', async () => {
+    const g = runPipeline(presetModel('tiny').build(), PIPELINE).graph;
+    const weights = randomWeights(g, 5);
+    const be = BACKENDS[0]![1];
+    const pre = (await be.compile(g)) as WasmExecutable;
+    const dec = (await be.compile(g, { specialize: { seq: 1 }, shareWith: pre })) as WasmExecutable;
+    const alone = (await be.compile(runPipeline(presetModel('tiny').build(), PIPELINE, { maxSeqLen: 64 }).graph, { shareWith: pre })) as WasmExecutable;
+    expect([dec.sharesWeights, alone.sharesWeights]).toEqual([true, false]);
+    const run = (exe: WasmExecutable) => exe.run({ inputs: { tokens: Int32Array.of(4) }, symbols: { seq: 1, pos: 0 }, state: {} });
+    expect(() => run(dec)).toThrow(/weights not bound/);
+    pre.setWeights(weights);
+    const ref = await be.compile(g, { specialize: { seq: 1 } });
+    ref.setWeights(weights);
+    const st = (exe: WasmExecutable) => exe.run({ inputs: { tokens: Int32Array.of(4) }, symbols: { seq: 1, pos: 0 }, state: Object.fromEntries((g.meta['kvCache'] as { states: string[] }).states.map((n) => [n, new Float32Array(32 * 2 * 8)])) })['logits'];
+    expect(st(dec)).toEqual(st(ref as WasmExecutable));
+    expect(() => st(alone)).toThrow(/weights not bound/);
   });
 });

@@ -101,6 +101,8 @@ export interface SharedMemory {
   readonly resident: Map<string, { arr: HostArray; ver: number }>;
   /** States whose region nothing has written since the host made the memory: still all zeros. */
   readonly untouched: Set<string>;
+  /** Params bound in this memory (by any host of the layout: their bytes are everyone's). */
+  readonly bound: Set<string>;
 }
 
 /**
@@ -130,6 +132,8 @@ export interface WasmHost {
   readonly memory: WasmMemory;
   /** This host's memory and its bookkeeping, for a host of the same layout to share. */
   readonly share: SharedMemory;
+  /** Over another host's memory, with its weights: that host's setWeights binds this one's too. */
+  readonly sharesWeights: boolean;
   readonly instance: WasmInstance;
   setWeights(params: Readonly<Record<string, HostArray>>): void;
   /** One step; with `debug`, every node's value by id lands there too. */
@@ -152,6 +156,8 @@ export interface WasmPageModel {
   readonly device: string;
   readonly manifest: WasmManifest;
   readonly share: SharedMemory;
+  /** Built with `shareWith`: the other model's setWeights binds this one's weights too. */
+  readonly sharesWeights: boolean;
   setWeights: WasmHost['setWeights'];
   run(a: RunArgs): Record<string, HostArray>;
 }
@@ -173,7 +179,7 @@ export async function fetchWasmModel(stem: string, opts: { readonly shareWith?: 
   const M = checkManifest(manifest);
   const other = opts.shareWith;
   const host = await loadWasm(M, new Uint8Array(bytes), other && sameStaticLayout(other.manifest, M) ? { share: other.share } : {});
-  return { backend: 'wasm', device: `${relaxed ? 'relaxed SIMD' : 'SIMD128'}, 1 thread`, manifest: M, share: host.share, setWeights: host.setWeights, run: (a) => host.run(a) };
+  return { backend: 'wasm', device: `${relaxed ? 'relaxed SIMD' : 'SIMD128'}, 1 thread`, manifest: M, share: host.share, sharesWeights: host.sharesWeights, setWeights: host.setWeights, run: (a) => host.run(a) };
 }
 
 export function checkManifest(m: unknown): WasmManifest {
@@ -229,7 +235,7 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
   const paramByName = new Map(sources.param.map((n) => [nameOf(n), n]));
   const paramHome = new Map(M.params.map((p) => [p.id, p]));
   const inPlace = new Map(M.inPlace.map((u) => [u.id, u]));
-  const bound = new Set<string>();
+  const bound = opts.share?.bound ?? new Set<string>();
   const ropeTables = opts.share?.ropeTables ?? new RopeTables(M.ropeTables);
   const resident = opts.share?.resident ?? new Map<string, { arr: HostArray; ver: number }>();
   // A fresh memory is zeros: a state region there need not take a copy of an all-zero array (a new
@@ -399,7 +405,9 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
     return out;
   }
 
-  return { memory, share: { memory, ropeTables, resident, untouched }, instance, setWeights, run: step };
+  // Another host's setWeights binds this one's weights too, unless some are copied in per run.
+  const sharesWeights = opts.share !== undefined && !opts.debugValues && sources.param.every((n) => staticSize(n) !== undefined);
+  return { memory, share: { memory, ropeTables, resident, untouched, bound }, sharesWeights, instance, setWeights, run: step };
 }
 
 /** Copy the rows an in-place update_slice wrote back into the caller's state array. */

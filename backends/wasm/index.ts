@@ -84,6 +84,7 @@ async function instantiate(e: Emitted, manifest: WasmManifest, copts: CompileOpt
     binary: e.binary,
     manifest,
     share: host.share,
+    sharesWeights: host.sharesWeights,
     setWeights: host.setWeights,
     run: (args) => {
       if (pool?.failure) throw new InternalError(`wasm backend: a worker thread failed: ${pool.failure.message}`);

@@ -110,7 +110,8 @@ async function main() {
   // wasm: the decode program runs over the prefill program's memory, so the weights are held once.
   const decode = await dec.createModel(backend === 'wasm' ? { shareWith: prefill } : opts);
   await prefill.setWeights(weights);
-  await decode.setWeights(weights);
+  // Over the prefill model's memory, the decode model's weights are bound already.
+  if (!decode.sharesWeights) await decode.setWeights(weights);
   const tLoad = performance.now();
 
   // The KV caches: one buffer per state, handed to every step and replaced by its `state:` outputs.

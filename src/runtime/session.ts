@@ -112,7 +112,8 @@ export class Session {
     const decode = await opts.backend.compile(graph, { ...profile, specialize: { [seqSymbolOf(graph)]: 1 }, shareWith: prefill });
     if (opts.profile && (!prefill.profile || !decode.profile)) throw new KilnError('K1018', `session: the ${opts.backend.name} backend cannot profile its kernels`);
     prefill.setWeights(opts.weights);
-    decode.setWeights(opts.weights);
+    // Over the prefill program's memory (wasm), the decode program's weights are bound already.
+    if (!decode.sharesWeights) decode.setWeights(opts.weights);
     return new Session(graph, reports, prefill, decode);
   }
 
