@@ -230,6 +230,21 @@ describe('kiln run, logits, compile --out, fuzz', () => {
     expect(r.stdout).toMatch(/logits at position 0 \(js\), top 10 of 64:\n( +\d+ +-?\d+\.\d{6}\n){10}min /);
   });
 
+  it('compile --backend wasm --out writes each module, its text and manifest, and says when it needs shared memory', () => {
+    for (const threads of [2, 1]) {
+      const out = join(tmp, `wasm${threads}`);
+      const r = kiln(['compile', 'preset:tiny', '--backend', 'wasm', '--threads', String(threads), '--out', out]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(readdirSync(out).sort()).toEqual(['tiny.decode.json', 'tiny.decode.wasm', 'tiny.decode.wat', 'tiny.prefill.json', 'tiny.prefill.wasm', 'tiny.prefill.wat']);
+      const [pre, dec] = ['prefill', 'decode'].map((p) => JSON.parse(readFileSync(join(out, `tiny.${p}.json`), 'utf8')) as { threads: number; jobArea?: number });
+      expect([pre!.threads, dec!.threads]).toEqual([threads, threads]);
+      expect([pre!.jobArea ?? 0, dec!.jobArea ?? 0]).toEqual([0, 1]);
+      const note = /the modules run 2 threads over a shared memory: a browser allows that only on a cross-origin isolated page .*--threads 1/;
+      if (threads > 1) expect(r.stderr).toMatch(note);
+      else expect(r.stderr).not.toMatch(/shared memory/);
+    }
+  });
+
   it('compile --out writes runnable modules and one dump per pass showing the fusions and the cache', async () => {
     const out = join(tmp, 'compiled');
     const r = kiln(['compile', 'examples/llama.ts', '--backend', 'js', '--out', out, '--dump-after', 'all']);

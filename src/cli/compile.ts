@@ -112,6 +112,9 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
       process.stderr.write(`wrote ${join(opts.out, name)}\n`);
     }
   }
+  const threads = modules.map((m) => (m.exe as { manifest?: { threads?: number } }).manifest?.threads ?? 1);
+  if (opts.out !== undefined && Math.max(...threads) > 1)
+    process.stderr.write(`kiln: the modules run ${Math.max(...threads)} threads over a shared memory: a browser allows that only on a cross-origin isolated page (COOP and COEP headers); --threads 1 builds modules for any page\n`);
   if (dumped.length) process.stderr.write(`wrote ${dumped.length} dump${dumped.length > 1 ? 's' : ''} to ${dumpDir}\n`);
 }
 
