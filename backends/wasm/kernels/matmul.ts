@@ -110,22 +110,18 @@ export function buildMatmulPacked(c: WasmCtx, name: string): void {
     f.for(k!, m.i32.const(0), f.at(K), 1, [...loadW(), f.set(s0, splat(a0!)), ...fma(lo, s0), inc(a0!, 4), inc(bp!, 64)]),
     store16(c, f, OUT, f.get(row!), n!, N, lo),
   ];
-  // Blocks of RB rows, so that the rows of a (RB·K floats) stay in cache across the panels.
-  const RB = 32;
-  const [rb, mEnd] = [f.local(b.i32), f.local(b.i32)];
+  // Every row pair runs over a panel before the next panel: the panel (16·K floats) is read from
+  // memory once and then from cache. Blocks of 32 rows (so that a's rows stayed in L2 across the
+  // panels) read each panel from memory once per block instead: with weights streaming from RAM,
+  // as in a prefill, 128×768×32000 ran 43.5–45.5 GFLOP/s in blocks of 32, 47.0–48.2 unblocked.
   const mv = c.helper('mv_pk', () => buildMatvecPacked(c, 'mv_pk'));
   f.finish(name, b.none, [
     m.if(m.i32.eq(f.get(M), m.i32.const(1)), m.block(null, [m.call(mv, [A, BP, OUT, N, K, P0, P1].map((x) => f.get(x)), b.none), m.return()])),
-    f.for(rb, m.i32.const(0), f.at(M), RB, [
-      f.set(mEnd, m.select(m.i32.lt_s(m.i32.add(f.get(rb), m.i32.const(RB)), f.get(M)), m.i32.add(f.get(rb), m.i32.const(RB)), f.get(M))),
-      f.for(p!, f.get(P0), f.at(P1), 1, [
-        f.set(n!, m.i32.shl(f.get(p!), m.i32.const(4))),
-        f.set(row!, f.get(rb)),
-        m.block('rows', [
-          m.loop('pairs', m.block(null, [m.br('rows', m.i32.gt_s(m.i32.add(f.get(row!), m.i32.const(2)), f.get(mEnd))), ...pair, inc(row!, 2), m.br('pairs')])),
-        ]),
-        m.if(m.i32.lt_s(f.get(row!), f.get(mEnd)), m.block(null, single)),
-      ]),
+    f.for(p!, f.get(P0), f.at(P1), 1, [
+      f.set(n!, m.i32.shl(f.get(p!), m.i32.const(4))),
+      f.set(row!, m.i32.const(0)),
+      m.block('rows', [m.loop('pairs', m.block(null, [m.br('rows', m.i32.gt_s(m.i32.add(f.get(row!), m.i32.const(2)), f.get(M))), ...pair, inc(row!, 2), m.br('pairs')]))]),
+      m.if(m.i32.lt_s(f.get(row!), f.get(M)), m.block(null, single)),
     ]),
   ]);
 }
