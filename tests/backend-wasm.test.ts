@@ -221,6 +221,17 @@ describe('wasm: the KV cache read in place', () => {
     expect(debug.swaps.size).toBe(0);
   });
 
+  it('reads K through its head swap too when the scores are not fused (transB with strides)', async () => {
+    const unfused = runPipeline(presetModel('tiny').build(), PIPELINE.filter((p) => p.name !== 'fuse-rope-qk')).graph;
+    const lay = emitModule(await loadBinaryen(), unfused, { threads: 1, relaxed: false }).layout;
+    const swapped = [...lay.swaps].map((id) => unfused.nodes.find((n) => n.inputs[1] === id && n.op === 'matmul')!.attrs['transB'] === true);
+    expect(swapped.sort()).toEqual([...new Array(layers).fill(false), ...new Array(layers).fill(true)]);
+    for (const [, backend] of BACKENDS) {
+      const r = await checkBackend(backend, unfused, { seed: 8, symbols: { seq: 3, pos: 11 } });
+      expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
+    }
+  });
+
   it('gives the interpreter’s logits at every position it reads back', async () => {
     for (const [seed, symbols] of [
       [4, { seq: 1, pos: 0 }],
