@@ -14,7 +14,8 @@ import { hostTensor, maxRelError } from '../graph/tensor.js';
 import { runPipeline } from '../passes/manager.js';
 import { fuseSwiglu } from '../passes/fuse-swiglu.js';
 import { PIPELINE } from '../passes/pipeline.js';
-import { presetModel } from '../src/dsl/presets.js';
+import { llama } from '../src/dsl/llama.js';
+import { PRESETS, presetModel } from '../src/dsl/presets.js';
 import { Session } from '../src/runtime/session.js';
 import { randomWeights } from '../src/runtime/weights.js';
 import { conformanceSuite } from './conformance-suite.js';
@@ -242,6 +243,20 @@ describe('wasm: the KV cache read in place', () => {
         const r = await checkBackend(backend, step, { seed, symbols });
         expect(r.maxRelError, r.summary).toBeLessThanOrEqual(tol.rel);
       }
+  });
+
+  // Up to KV_ROWS_MAX query rows per kv head walk the cache row by row (mm_kvt, mm_kvn), more go
+  // head by head: group sizes 1 (MHA), 2 (GQA) and 6 (MQA), rows per head on either side of 8.
+  it.each([
+    ['MHA 3/3', { nHeads: 3, nKvHeads: 3 }],
+    ['GQA 4/2', { nHeads: 4, nKvHeads: 2 }],
+    ['MQA 6/1', { nHeads: 6, nKvHeads: 1 }],
+  ] as const)('reads the cache row by row for a few rows per head, head by head for more (%s)', async (_, heads) => {
+    const g = runPipeline(llama({ ...PRESETS['tiny']!, ...heads, dim: 48 }).build(), PIPELINE).graph;
+    for (const seq of [1, 2, 5, 9]) {
+      const r = await checkBackend(BACKENDS[0]![1], g, { seed: seq, symbols: { seq, pos: 17 } });
+      expect(r.maxRelError, `seq ${seq}: ${r.summary}`).toBeLessThanOrEqual(tol.rel);
+    }
   });
 });
 

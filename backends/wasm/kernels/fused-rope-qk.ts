@@ -6,7 +6,9 @@
  * scores with mm_nt (the unfused kernel's dot products). Keys that come rotated (the step graph's
  * cache) are read where they are, Hkv·D floats apart. Angles p·base^(−2i/D) and their cos/sin come
  * from the (base, D) table (rope-table.ts), in f64, as in the rope kernel; rotated values are
- * rounded to f32. Scratch: (T + g·S)·D floats, or g·S·D, reserved by the host (`scratchElems`).
+ * rounded to f32. Keys from the cache: every query row is rotated first; a few per kv head (a
+ * decode step) take mm_kvt, which walks the cache row by row. Scratch: (T + g·S)·D floats, or
+ * H·S·D, reserved by the host (`scratchElems`).
  */
 import { type Dim, dimAdd, dimScale } from '../../../graph/dim.js';
 import type { Node } from '../../../graph/graph.js';
@@ -14,7 +16,7 @@ import type { FusedBody } from '../../../graph/ops.js';
 import { ropeQkForm } from '../../js/kernels/fused-rope-qk.js';
 import { Fn, type Expr } from '../fn.js';
 import type { WasmCtx, WasmKernel } from './kernel.js';
-import { buildMatmulNT } from './matmul.js';
+import { KV_ROWS_MAX, buildKvScores, buildMatmulNT } from './matmul.js';
 
 /** Scratch floats a rope_qk node needs (undefined for any other node, or a body of another form). */
 export function ropeQkScratch(n: Node, types: readonly { shape: readonly Dim[] }[]): Dim | undefined {
@@ -23,8 +25,8 @@ export function ropeQkScratch(n: Node, types: readonly { shape: readonly Dim[] }
   if (!form) return undefined;
   const S = types[form.q.arg]!.shape[0]!;
   const T = types[form.k.arg]!.shape[0]!;
-  const q = dimScale(S, (form.H / form.Hkv) * form.D);
-  return form.k.rope ? dimAdd(dimScale(T, form.D), q) : q;
+  // rotated keys and one group's query rows; or, keys from the cache, every query row
+  return form.k.rope ? dimAdd(dimScale(T, form.D), dimScale(S, (form.H / form.Hkv) * form.D)) : dimScale(S, form.H * form.D);
 }
 
 /**
@@ -75,27 +77,40 @@ export const ropeQkKernel: WasmKernel = (c) => {
   const bytes = (e: Expr) => m.i32.shl(e, I(2));
   /** Byte address of row r (element units: r·D) from base. */
   const rowAt = (base: Expr, r: Expr) => m.i32.add(base, bytes(m.i32.mul(r, I(D))));
-  // Rotated keys go to the scratch area, the query rows after them; keys that come rotated
-  // (the cache) are read in place, Hkv·D floats apart.
-  const qRows = () => (form.k.rope ? rowAt(c.scratch(), T()) : c.scratch());
-  const keys = () => (form.k.rope ? c.scratch() : rowAt(c.in(form.k.arg), g(kv!)));
+  const rotateQ = (into: (j: Expr, s: Expr) => Expr) =>
+    f.for(j!, I(0), () => I(G), 1, [
+      f.for(s!, I(0), S, 1, [
+        // query row of head h = kv·G + j at token s
+        f.set(qr!, m.i32.add(m.i32.mul(g(s!), I(H)), m.i32.add(m.i32.mul(g(kv!), I(G)), g(j!)))),
+        m.call(row, [rowAt(c.in(form.q.arg), g(qr!)), into(g(j!), g(s!)), I(D), m.i32.add(c.dim(form.q.offset), g(s!)), m.f64.const(form.q.base), I(form.q.half ? 1 : 0), c.ropeTable(form.q.base, D)], b.none),
+      ]),
+    ]);
+  const GS = () => m.i32.mul(I(G), S());
+  const outOf = (k: Expr) => m.i32.add(c.out(), bytes(m.i32.mul(m.i32.mul(k, I(G)), m.i32.mul(S(), T()))));
+  if (!form.k.rope) {
+    // Keys that come rotated (the cache) are read in place, Hkv·D floats apart. Every query row
+    // is rotated first, into scratch row (kv·G + j)·S + s; few rows per kv head (a decode step)
+    // walk the cache row by row (mm_kvt), more take mm_nt's tiles head by head.
+    const qAt = (k: Expr) => rowAt(c.scratch(), m.i32.mul(k, GS()));
+    const perHead = f.for(kv!, I(0), () => I(Hkv), 1, [m.call(mm, [qAt(g(kv!)), rowAt(c.in(form.k.arg), g(kv!)), outOf(g(kv!)), GS(), T(), I(D), I(Hkv * D)], b.none)]);
+    const rotate = f.for(kv!, I(0), () => I(Hkv), 1, [rotateQ((jj, ss) => rowAt(qAt(g(kv!)), m.i32.add(m.i32.mul(jj, S()), ss)))]);
+    if (D % 4 !== 0) return [rotate, perHead];
+    const kvt = c.helper('mm_kvt', () => buildKvScores(c, 'mm_kvt'));
+    return [
+      rotate,
+      m.if(m.i32.le_s(GS(), I(KV_ROWS_MAX)), m.call(kvt, [c.scratch(), c.in(form.k.arg), c.out(), I(Hkv), GS(), T(), I(D), I(Hkv * D)], b.none), perHead),
+    ];
+  }
+  // Rotated keys go to the scratch area, the query rows after them.
+  const qRows = () => rowAt(c.scratch(), T());
   return [
     f.for(kv!, I(0), () => I(Hkv), 1, [
-      ...(form.k.rope
-        ? [
-            f.for(t!, I(0), T, 1, [
-              m.call(row, [rowAt(c.in(form.k.arg), m.i32.add(m.i32.mul(g(t!), I(Hkv)), g(kv!))), rowAt(c.scratch(), g(t!)), I(D), m.i32.add(c.dim(form.k.offset), g(t!)), m.f64.const(form.k.base), I(form.k.half ? 1 : 0), c.ropeTable(form.k.base, D)], b.none),
-            ]),
-          ]
-        : []),
-      f.for(j!, I(0), () => I(G), 1, [
-        f.for(s!, I(0), S, 1, [
-          // query row of head h = kv·G + j at token s, into scratch row j·S + s after the keys
-          f.set(qr!, m.i32.add(m.i32.mul(g(s!), I(H)), m.i32.add(m.i32.mul(g(kv!), I(G)), g(j!)))),
-          m.call(row, [rowAt(c.in(form.q.arg), g(qr!)), rowAt(qRows(), m.i32.add(m.i32.mul(g(j!), S()), g(s!))), I(D), m.i32.add(c.dim(form.q.offset), g(s!)), m.f64.const(form.q.base), I(form.q.half ? 1 : 0), c.ropeTable(form.q.base, D)], b.none),
-        ]),
+      f.for(t!, I(0), T, 1, [
+        m.call(row, [rowAt(c.in(form.k.arg), m.i32.add(m.i32.mul(g(t!), I(Hkv)), g(kv!))), rowAt(c.scratch(), g(t!)), I(D), m.i32.add(c.dim(form.k.offset), g(t!)), m.f64.const(form.k.base), I(form.k.half ? 1 : 0), c.ropeTable(form.k.base, D)], b.none),
       ]),
-      m.call(mm, [qRows(), keys(), m.i32.add(c.out(), bytes(m.i32.mul(m.i32.mul(g(kv!), I(G)), m.i32.mul(S(), T())))), m.i32.mul(I(G), S()), T(), I(D), I(form.k.rope ? D : Hkv * D)], b.none),
+      // the group's query rows into scratch rows j·S + s after the keys
+      rotateQ((jj, ss) => rowAt(qRows(), m.i32.add(m.i32.mul(jj, S()), ss))),
+      m.call(mm, [qRows(), c.scratch(), outOf(g(kv!)), GS(), T(), I(D), I(D)], b.none),
     ]),
   ];
 };
