@@ -389,41 +389,67 @@ export function buildKvScores(c: WasmCtx, name: string): void {
     f.set(r, m.i32.add(f.get(r), I(1))),
     m.if(m.i32.eq(f.get(r), f.get(R)), m.block(null, [f.set(r, I(0)), f.set(bOff, m.i32.add(f.get(bOff), D4()))])),
   ];
-  const outAt = (row: Expr) => m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(row, f.get(T)), f.get(t)), I(2)));
-  const four = [
-    ...[0, 1, 2, 3].flatMap(keyOf),
-    ...acc.map((a) => f.set(a, m.v128.const(new Array(16).fill(0)))),
-    f.for(d, I(0), D4, 16, [
-      ...acc.map((a, j) =>
-        f.set(a, c.madd(m.v128.load(0, 4, m.i32.add(m.i32.add(f.get(ap), m.i32.mul(I(j), D4())), f.get(d))), m.v128.load(0, 4, m.i32.add(f.get(kp[j]!), f.get(d))), f.get(a))),
-      ),
-    ]),
-    // the four sums, lane by lane, as one vector
-    f.set(t0, m.f32x4.add(sh(acc[0]!, acc[1]!, [0, 4, 1, 5]), sh(acc[0]!, acc[1]!, [2, 6, 3, 7]))),
-    f.set(t1, m.f32x4.add(sh(acc[2]!, acc[3]!, [0, 4, 1, 5]), sh(acc[2]!, acc[3]!, [2, 6, 3, 7]))),
+  // With `two`, cache rows t and t + half at once: two memory streams, eight sums in flight.
+  const [half, ko] = [i32(), i32()];
+  const acc2 = [f.local(b.v128), f.local(b.v128), f.local(b.v128), f.local(b.v128)];
+  const outAt = (row: Expr, second: boolean) =>
+    m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(row, f.get(T)), second ? m.i32.add(f.get(t), f.get(half)) : f.get(t)), I(2)));
+  /** The lane sums of v[0..3] as one vector (transpose-and-add), left in av. */
+  const hsum = (v: readonly number[]) => [
+    f.set(t0, m.f32x4.add(sh(v[0]!, v[1]!, [0, 4, 1, 5]), sh(v[0]!, v[1]!, [2, 6, 3, 7]))),
+    f.set(t1, m.f32x4.add(sh(v[2]!, v[3]!, [0, 4, 1, 5]), sh(v[2]!, v[3]!, [2, 6, 3, 7]))),
     f.set(av, m.f32x4.add(sh(t0, t1, [0, 1, 4, 5]), sh(t0, t1, [2, 3, 6, 7]))),
-    ...[0, 1, 2, 3].map((j) => m.f32.store(0, 4, outAt(m.i32.add(f.get(i), I(j))), m.f32x4.extract_lane(f.get(av), j))),
+  ];
+  const zero = () => m.v128.const(new Array(16).fill(0));
+  const aAt = (j: number) => m.i32.add(m.i32.add(f.get(ap), m.i32.mul(I(j), D4())), f.get(d));
+  const kAt = (j: number, second: boolean) => m.i32.add(m.i32.add(f.get(kp[j]!), f.get(d)), second ? f.get(ko) : I(0));
+  const four = (two: boolean) => [
+    ...[0, 1, 2, 3].flatMap(keyOf),
+    ...acc.map((a) => f.set(a, zero())),
+    ...(two ? acc2.map((a) => f.set(a, zero())) : []),
+    f.for(d, I(0), D4, 16, [
+      ...acc.flatMap((a, j) => [
+        f.set(av, m.v128.load(0, 4, aAt(j))),
+        f.set(a, c.madd(f.get(av), m.v128.load(0, 4, kAt(j, false)), f.get(a))),
+        ...(two ? [f.set(acc2[j]!, c.madd(f.get(av), m.v128.load(0, 4, kAt(j, true)), f.get(acc2[j]!)))] : []),
+      ]),
+    ]),
+    ...[false, ...(two ? [true] : [])].flatMap((second) => [
+      ...hsum(second ? acc2 : acc),
+      ...[0, 1, 2, 3].map((j) => m.f32.store(0, 4, outAt(m.i32.add(f.get(i), I(j)), second), m.f32x4.extract_lane(f.get(av), j))),
+    ]),
     f.set(ap, m.i32.add(f.get(ap), m.i32.shl(D4(), I(2)))),
   ];
-  const lane = (j: number) => m.f32x4.extract_lane(f.get(acc[0]!), j);
-  const one = [
+  const lanes = (v: number) => m.f32.add(m.f32.add(m.f32x4.extract_lane(f.get(v), 0), m.f32x4.extract_lane(f.get(v), 1)), m.f32.add(m.f32x4.extract_lane(f.get(v), 2), m.f32x4.extract_lane(f.get(v), 3)));
+  const one = (two: boolean) => [
     ...keyOf(0),
-    f.set(acc[0]!, m.v128.const(new Array(16).fill(0))),
-    f.for(d, I(0), D4, 16, [f.set(acc[0]!, c.madd(m.v128.load(0, 4, m.i32.add(f.get(ap), f.get(d))), m.v128.load(0, 4, m.i32.add(f.get(kp[0]!), f.get(d))), f.get(acc[0]!)))]),
-    m.f32.store(0, 4, outAt(f.get(i)), m.f32.add(m.f32.add(lane(0), lane(1)), m.f32.add(lane(2), lane(3)))),
+    f.set(acc[0]!, zero()),
+    f.set(acc2[0]!, zero()),
+    f.for(d, I(0), D4, 16, [
+      f.set(av, m.v128.load(0, 4, aAt(0))),
+      f.set(acc[0]!, c.madd(f.get(av), m.v128.load(0, 4, kAt(0, false)), f.get(acc[0]!))),
+      ...(two ? [f.set(acc2[0]!, c.madd(f.get(av), m.v128.load(0, 4, kAt(0, true)), f.get(acc2[0]!)))] : []),
+    ]),
+    m.f32.store(0, 4, outAt(f.get(i), false), lanes(acc[0]!)),
+    ...(two ? [m.f32.store(0, 4, outAt(f.get(i), true), lanes(acc2[0]!))] : []),
     f.set(ap, m.i32.add(f.get(ap), D4())),
+  ];
+  const row = (two: boolean) => [
+    f.set(kt, m.i32.add(f.get(B), m.i32.shl(m.i32.mul(f.get(t), f.get(LDB)), I(2)))),
+    f.set(ap, f.get(A)),
+    f.set(r, I(0)),
+    f.set(bOff, I(0)),
+    f.set(i, I(0)),
+    m.block(two ? 'fours2' : 'fours1', [m.loop(two ? 'four2' : 'four1', m.block(null, [m.br(two ? 'fours2' : 'fours1', m.i32.gt_s(m.i32.add(f.get(i), I(4)), f.get(rows))), ...four(two), f.set(i, m.i32.add(f.get(i), I(4))), m.br(two ? 'four2' : 'four1')]))]),
+    f.for(i, f.get(i), f.at(rows), 1, one(two)),
   ];
   f.finish(name, b.none, [
     f.set(rows, m.i32.mul(f.get(HB), f.get(R))),
-    f.for(t, I(0), f.at(T), 1, [
-      f.set(kt, m.i32.add(f.get(B), m.i32.shl(m.i32.mul(f.get(t), f.get(LDB)), I(2)))),
-      f.set(ap, f.get(A)),
-      f.set(r, I(0)),
-      f.set(bOff, I(0)),
-      f.set(i, I(0)),
-      m.block('fours', [m.loop('four', m.block(null, [m.br('fours', m.i32.gt_s(m.i32.add(f.get(i), I(4)), f.get(rows))), ...four, f.set(i, m.i32.add(f.get(i), I(4))), m.br('four')]))]),
-      f.for(i, f.get(i), f.at(rows), 1, one),
-    ]),
+    f.set(half, m.i32.shr_u(f.get(T), I(1))),
+    f.set(ko, m.i32.shl(m.i32.mul(f.get(half), f.get(LDB)), I(2))),
+    f.for(t, I(0), f.at(half), 1, row(true)),
+    // an odd last row alone
+    m.if(m.i32.and(f.get(T), I(1)), m.block(null, [f.set(t, m.i32.sub(f.get(T), I(1))), ...row(false)])),
   ]);
 }
 
