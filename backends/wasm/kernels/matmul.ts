@@ -366,29 +366,47 @@ export const matmulKernel: WasmKernel = (c) => {
 export const KV_ROWS_MAX = 8;
 
 /**
+ * What mm_kvt and mm_kvn share: their parameters (a, b, out, Hb, R, T, D, ldb), and the walk over
+ * a's rows i, where `bOff` is the byte offset of row i's head inside a cached row and `r` counts
+ * the rows of that head.
+ */
+function kvFrame(c: WasmCtx) {
+  const { b, m } = c;
+  const f = new Fn(b, m, Array.from({ length: 8 }, () => b.i32));
+  const I = (v: number) => m.i32.const(v);
+  const [r, bOff] = [f.local(b.i32), f.local(b.i32)];
+  const P = { A: 0, B: 1, OUT: 2, HB: 3, R: 4, T: 5, D: 6, LDB: 7 } as const;
+  const D4 = () => m.i32.shl(f.get(P.D), I(2));
+  return {
+    f,
+    I,
+    P,
+    D4,
+    bOff,
+    firstRow: () => [f.set(r, I(0)), f.set(bOff, I(0))],
+    /** On to the next row of a: its head's next, or the next head's first. */
+    nextRow: () => [f.set(r, m.i32.add(f.get(r), I(1))), m.if(m.i32.eq(f.get(r), f.get(P.R)), m.block(null, [f.set(r, I(0)), f.set(bOff, m.i32.add(f.get(bOff), D4()))]))],
+  };
+}
+
+/**
  * mm_kvt(a, b, out, Hb, R, T, D, ldb): out[i, t] = a[i, :] · b[t, ⌊i/R⌋, :] for the Hb·R rows i
  * of a ([Hb·R, D]) and out ([Hb·R, T]). Four rows at a time (four sums in flight), over every
  * cached row t in order.
  */
 export function buildKvScores(c: WasmCtx, name: string): void {
   const { b, m } = c;
-  const f = new Fn(b, m, Array.from({ length: 8 }, () => b.i32));
-  const [A, B, OUT, HB, R, T, D, LDB] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const I = (v: number) => m.i32.const(v);
+  const { f, I, P, D4, bOff, firstRow, nextRow } = kvFrame(c);
+  const { A, B, OUT, HB, R, T, LDB } = P;
   const i32 = () => f.local(b.i32);
-  const [t, i, rows, kt, ap, d, r, bOff] = [i32(), i32(), i32(), i32(), i32(), i32(), i32(), i32()];
+  const [t, i, rows, kt, ap, d] = [i32(), i32(), i32(), i32(), i32(), i32()];
   const kp = [i32(), i32(), i32(), i32()];
   const acc = [f.local(b.v128), f.local(b.v128), f.local(b.v128), f.local(b.v128)];
   const av = f.local(b.v128);
   const [t0, t1] = [f.local(b.v128), f.local(b.v128)];
-  const D4 = () => m.i32.shl(f.get(D), I(2));
   const sh = (x: number, y: number, l: number[]) => m.i8x16.shuffle(f.get(x), f.get(y), l.flatMap((q) => [4 * q, 4 * q + 1, 4 * q + 2, 4 * q + 3]));
-  /** Point kp[j] at row i's head in cache row t, then step (r, bOff) to the next row. */
-  const keyOf = (j: number) => [
-    f.set(kp[j]!, m.i32.add(f.get(kt), f.get(bOff))),
-    f.set(r, m.i32.add(f.get(r), I(1))),
-    m.if(m.i32.eq(f.get(r), f.get(R)), m.block(null, [f.set(r, I(0)), f.set(bOff, m.i32.add(f.get(bOff), D4()))])),
-  ];
+  /** Point kp[j] at row i's head in cache row t, and step to the next row. */
+  const keyOf = (j: number) => [f.set(kp[j]!, m.i32.add(f.get(kt), f.get(bOff))), ...nextRow()];
   // With `two`, cache rows t and t + half at once: two memory streams, eight sums in flight.
   const [half, ko] = [i32(), i32()];
   const acc2 = [f.local(b.v128), f.local(b.v128), f.local(b.v128), f.local(b.v128)];
@@ -437,8 +455,7 @@ export function buildKvScores(c: WasmCtx, name: string): void {
   const row = (two: boolean) => [
     f.set(kt, m.i32.add(f.get(B), m.i32.shl(m.i32.mul(f.get(t), f.get(LDB)), I(2)))),
     f.set(ap, f.get(A)),
-    f.set(r, I(0)),
-    f.set(bOff, I(0)),
+    ...firstRow(),
     f.set(i, I(0)),
     m.block(two ? 'fours2' : 'fours1', [m.loop(two ? 'four2' : 'four1', m.block(null, [m.br(two ? 'fours2' : 'fours1', m.i32.gt_s(m.i32.add(f.get(i), I(4)), f.get(rows))), ...four(two), f.set(i, m.i32.add(f.get(i), I(4))), m.br(two ? 'four2' : 'four1')]))]),
     f.for(i, f.get(i), f.at(rows), 1, one(two)),
@@ -461,21 +478,18 @@ export function buildKvScores(c: WasmCtx, name: string): void {
  */
 export function buildKvValues(c: WasmCtx, name: string): void {
   const { b, m } = c;
-  const f = new Fn(b, m, Array.from({ length: 8 }, () => b.i32));
-  const [A, B, OUT, HB, R, T, D, LDB] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const I = (v: number) => m.i32.const(v);
+  const { f, I, P, D4, bOff, firstRow, nextRow } = kvFrame(c);
+  const { A, B, OUT, HB, R, T, LDB } = P;
   const i32 = () => f.local(b.i32);
-  const [t, i, rows, kt, op, d, r, bOff, vp] = [i32(), i32(), i32(), i32(), i32(), i32(), i32(), i32(), i32()];
+  const [t, i, rows, kt, op, d, vp] = [i32(), i32(), i32(), i32(), i32(), i32(), i32()];
   const s = f.local(b.v128);
-  const D4 = () => m.i32.shl(f.get(D), I(2));
   f.finish(name, b.none, [
     f.set(rows, m.i32.mul(f.get(HB), f.get(R))),
     m.memory.fill(f.get(OUT), I(0), m.i32.mul(f.get(rows), D4())),
     f.for(t, I(0), f.at(T), 1, [
       f.set(kt, m.i32.add(f.get(B), m.i32.shl(m.i32.mul(f.get(t), f.get(LDB)), I(2)))),
       f.set(op, f.get(OUT)),
-      f.set(r, I(0)),
-      f.set(bOff, I(0)),
+      ...firstRow(),
       f.for(i, I(0), f.at(rows), 1, [
         f.set(s, m.v128.load32_splat(0, 4, m.i32.add(f.get(A), m.i32.shl(m.i32.add(m.i32.mul(f.get(i), f.get(T)), f.get(t)), I(2))))),
         f.set(vp, m.i32.add(f.get(kt), f.get(bOff))),
@@ -483,8 +497,7 @@ export function buildKvValues(c: WasmCtx, name: string): void {
           m.v128.store(0, 4, m.i32.add(f.get(op), f.get(d)), c.madd(f.get(s), m.v128.load(0, 4, m.i32.add(f.get(vp), f.get(d))), m.v128.load(0, 4, m.i32.add(f.get(op), f.get(d))))),
         ]),
         f.set(op, m.i32.add(f.get(op), D4())),
-        f.set(r, m.i32.add(f.get(r), I(1))),
-        m.if(m.i32.eq(f.get(r), f.get(R)), m.block(null, [f.set(r, I(0)), f.set(bOff, m.i32.add(f.get(bOff), D4()))])),
+        ...nextRow(),
       ]),
     ]),
   ]);
