@@ -1,5 +1,5 @@
 /**
- * matmul, three module functions (f32 accumulation throughout; the sum order differs from the
+ * matmul, five module functions (f32 accumulation throughout; the sum order differs from the
  * interpreter's, so results differ by f32 roundings):
  *  - mm_pk: b a param stored [N, K] (transB, LLaMA's [out, in] weights), repacked at setWeights
  *    into 16-column panels [⌈N/16⌉][K][16] — one sequential stream per panel. A 2×16 register
@@ -8,7 +8,10 @@
  *    Panels [p0, p1) only, so that threads can split the columns.
  *  - mm_nn: b [K, N] row-major (attention's probabilities · V): 4×8 outer-product tiles.
  *  - mm_nt: b [N, K] not packed (attention scores): 2×4 dot-product tiles, four k at a time.
- * Batch dims that broadcast walk a loop nest; a 2-D b folds a's batch into M.
+ *  - mm_kvt, mm_kvn: scores and p·v for up to KV_ROWS_MAX rows per head (a decode step) over the
+ *    KV cache read in place, walking the cache row by row.
+ * mm_nn and mm_nt take b's row stride, so that b may be the cache read in place through a head
+ * swap (layout.ts). Batch dims that broadcast walk a loop nest; a 2-D b folds a's batch into M.
  */
 import type { Dim } from '../../../graph/dim.js';
 import { dimEq, isStatic } from '../../../graph/dim.js';
