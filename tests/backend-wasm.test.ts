@@ -28,8 +28,9 @@ import { mulberry32 } from './seeded-random.js';
  *   another order (4 lanes, even and odd k apart; relaxed madd rounds once where mul+add rounds
  *   twice), so a dot product over K terms of size ~1 is off by ~√K·6e-8 absolute; a result that
  *   cancels to ~1e-3 (swiglu's up·silu(gate) at K = 50) shows that as ~1.5e-4 relative. Elementwise
- *   ops, reductions, softmax, rmsnorm and rope compute in f64 (exp in the module, a few ulp) and differ only by the
- *   final rounding. Indexing mistakes are O(1) errors.
+ *   ops, reductions, rmsnorm and rope compute in f64 (exp in the module, a few ulp) and differ only by the
+ *   final rounding; softmax's and SwiGLU's exp run in f32 where their range allows (within 2–3
+ *   ulp, tested below). Indexing mistakes are O(1) errors.
  */
 const tol = { rel: 1e-4, perNode: 1e-3 };
 const made: Executable[] = [];
@@ -379,6 +380,27 @@ describe('wasm: exp and softmax in the module', () => {
       const nan = exe.run({ inputs: { x: xs }, symbols: {} })['y'] as Float32Array;
       expect([...nan.subarray(0, len)].every(Number.isNaN), `a NaN in a row of ${len}`).toBe(true);
     }
+  });
+});
+
+describe('wasm: softmax in f32', () => {
+  // Rows whose every x − max lies in [−80, 0] take exp in f32 four lanes at a time (expF32).
+  it.each(BACKENDS)('is within 4 ulp of the f64 softmax rounded to f32 where exp runs in f32 (%s)', async (_, backend) => {
+    const [rows, len] = [60, 67];
+    const b = new GraphBuilder('softmax f32');
+    b.output('y', b.add('softmax', [b.add('input', [], { name: 'x', dtype: 'f32', shape: [rows, len] })], { axis: -1 }));
+    const g = b.build();
+    const exe = await backend.compile(g);
+    exe.setWeights({});
+    const u = mulberry32(11);
+    const xs = Float32Array.from({ length: rows * len }, (_, i) => (i % len === 0 ? 0 : -80 * u()));
+    const got = exe.run({ inputs: { x: xs }, symbols: {} })['y'] as Float32Array;
+    const want = Float32Array.from(interpret(g, { inputs: { x: hostTensor('f32', [rows, len], xs) }, symbols: {} })['y']!.data as ArrayLike<number>);
+    const bits = (a: Float32Array) => new Int32Array(a.buffer, a.byteOffset, a.length);
+    const [gb, wb] = [bits(got), bits(want)];
+    let worst = 0;
+    for (let i = 0; i < gb.length; i++) worst = Math.max(worst, Math.abs(gb[i]! - wb[i]!));
+    expect(worst).toBeLessThanOrEqual(4);
   });
 });
 

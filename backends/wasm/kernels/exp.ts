@@ -122,6 +122,51 @@ export function exp64x2(c: WasmCtx): string {
   });
 }
 
+/** e^r ≈ Σ rⁿ/n! for n ≤ 7 on four f32 lanes by Estrin's scheme (truncation < 6e-9 for |r| ≤ ln2/2). */
+function estrin7F32(c: WasmCtx, r: () => Expr, r2: () => Expr, r4: () => Expr): Expr {
+  const { m } = c;
+  const sp = (v: number) => m.f32x4.splat(m.f32.const(v));
+  const add = (a: Expr, y: Expr) => m.f32x4.add(a, y);
+  const mul = (a: Expr, y: Expr) => m.f32x4.mul(a, y);
+  const lin = (n: number) => add(sp(1 / factorial(n)), mul(sp(1 / factorial(n + 1)), r()));
+  return add(add(lin(0), mul(r2(), lin(2))), mul(r4(), add(lin(4), mul(r2(), lin(6)))));
+}
+
+/** Lanes of the f64x2 `x` inside [−87, 88] (not NaN): where expF32 is exact to f32's range. */
+export const expF32Mask = (c: WasmCtx, x: () => Expr): Expr => {
+  const splat = (v: number) => c.m.f64x2.splat(c.m.f64.const(v));
+  return c.m.v128.and(c.m.f64x2.ge(x(), splat(-87)), c.m.f64x2.le(x(), splat(88)));
+};
+
+/**
+ * exp of four lanes given in f64 (the f64x2 locals `lo` and `hi`, every lane in [−87, 88]) as
+ * four f32 lanes, inline in `f`: the reduction x = k·ln2 + r in f64 as exp64 makes it, r then
+ * rounded to f32 (|r| ≤ 0.35, so off by at most 2⁻²⁶), e^r by the degree-7 polynomial in f32 and
+ * 2^k from the exponent bits (k in [−126, 127]). Within 2 ulp of exp rounded to f32; where
+ * exp2Inline takes two lanes through a degree-13 f64 polynomial, this takes four (softmax).
+ * Returns the statements to run and the value (read once, after them).
+ */
+export function expF32(c: WasmCtx, f: Fn, lo: number, hi: number): { pre: Expr[]; value: Expr } {
+  const { m, b } = c;
+  const [klo, khi, r, r2, r4] = Array.from({ length: 5 }, () => f.local(b.v128)) as [number, number, number, number, number];
+  const d2 = (v: number) => m.f64x2.splat(m.f64.const(v));
+  const reduce = (x: number, k: number) => m.f64x2.sub(m.f64x2.sub(f.get(x), m.f64x2.mul(f.get(k), d2(LN2_HI))), m.f64x2.mul(f.get(k), d2(LN2_LO)));
+  const kOf = (k: number) => m.i32x4.trunc_sat_f64x2_s_zero(f.get(k));
+  return {
+    pre: [
+      f.set(klo, m.f64x2.nearest(m.f64x2.mul(f.get(lo), d2(Math.LOG2E)))),
+      f.set(khi, m.f64x2.nearest(m.f64x2.mul(f.get(hi), d2(Math.LOG2E)))),
+      f.set(r, m.i8x16.shuffle(m.f32x4.demote_f64x2_zero(reduce(lo, klo)), m.f32x4.demote_f64x2_zero(reduce(hi, khi)), [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23])),
+      // k as four i32 lanes, then 2^k as f32 bits
+      f.set(klo, m.i8x16.shuffle(kOf(klo), kOf(khi), [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23])),
+      f.set(klo, m.i32x4.shl(m.i32x4.add(f.get(klo), m.i32x4.splat(m.i32.const(127))), m.i32.const(23))),
+      f.set(r2, m.f32x4.mul(f.get(r), f.get(r))),
+      f.set(r4, m.f32x4.mul(f.get(r2), f.get(r2))),
+    ],
+    value: m.f32x4.mul(estrin7F32(c, f.at(r), f.at(r2), f.at(r4)), f.get(klo)),
+  };
+}
+
 // exp in f32 for SiLU: Cody–Waite with a 9-bit ln2_hi (k·LN2F_HI exact for |k| < 2^15).
 const LN2F_HI = 0.693359375;
 const LN2F_LO = -2.12194440e-4;
@@ -145,7 +190,6 @@ export function silu4(c: WasmCtx): string {
     const sp = (v: number) => m.f32x4.splat(m.f32.const(v));
     const add = (a: Expr, y: Expr) => m.f32x4.add(a, y);
     const mul = (a: Expr, y: Expr) => m.f32x4.mul(a, y);
-    const lin = (n: number) => add(sp(1 / factorial(n)), mul(sp(1 / factorial(n + 1)), f.get(r)));
     const v = () => f.get(0);
     const lane = (l: number) => {
       const xl = () => m.f64.promote(m.f32x4.extract_lane(v(), l));
@@ -162,7 +206,7 @@ export function silu4(c: WasmCtx): string {
       f.set(r4, mul(f.get(r2), f.get(r2))),
       // e^r by Estrin, times 2^k (k in [−126, 126]: the exponent field alone)
       f.set(k, m.i32x4.shl(m.i32x4.add(m.i32x4.trunc_sat_f32x4_s(f.get(k)), m.i32x4.splat(m.i32.const(127))), m.i32.const(23))),
-      f.set(out, mul(add(add(lin(0), mul(f.get(r2), lin(2))), mul(f.get(r4), add(lin(4), mul(f.get(r2), lin(6))))), f.get(k))),
+      f.set(out, mul(estrin7F32(c, f.at(r), f.at(r2), f.at(r4)), f.get(k))),
       f.set(out, m.f32x4.div(v(), add(sp(1), f.get(out)))),
       f.set(low, m.f32x4.lt(v(), sp(SILU_F32_MIN))),
       m.if(m.v128.any_true(f.get(low)), m.block(null, [0, 1, 2, 3].map(lane))),
