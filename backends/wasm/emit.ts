@@ -152,6 +152,8 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
   }
   const relaxedMadd = (x: Expr, y: Expr, z: Expr): Expr => (b as unknown as { _BinaryenSIMDTernary: (...a: number[]) => number })._BinaryenSIMDTernary(m.ptr, b.RelaxedMaddVecF32x4 as unknown as number, x, y, z);
 
+  /** Aliased nodes whose kernel still runs: an update_slice into its state, a view's bounds check. */
+  const writesInPlace = (id: number) => lay.inPlace.has(id) || lay.views.has(id);
   const ctxFor = (n: Node): WasmCtx => {
     const ctx: WasmCtx = {
       b,
@@ -177,7 +179,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
         if (t === undefined) throw new Error('wasm backend: a kernel asked for a rope table the layout did not reserve');
         return m.i32.load(0, 4, m.i32.const(t.slot * 4));
       },
-      inPlace: lay.inPlace.has(n.id) || lay.views.has(n.id),
+      inPlace: writesInPlace(n.id),
       dim,
       numel,
       helper: (name, build) => {
@@ -211,7 +213,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
   for (const n of nodes) {
     const h = lay.homes.get(n.id)!;
     const isSource = n.op === 'input' || n.op === 'param' || n.op === 'state' || n.op === 'const';
-    const skip = isSource || (h.kind === 'alias' && !lay.inPlace.has(n.id) && !lay.views.has(n.id));
+    const skip = isSource || (h.kind === 'alias' && !writesInPlace(n.id));
     if (!skip) {
       const kernel = n.op === 'fused' ? FUSED_KERNELS[String(n.attrs['pattern'])]! : KERNELS[n.op]!;
       body.push(...kernel(ctxFor(n)));

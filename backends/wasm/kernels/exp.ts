@@ -10,6 +10,7 @@
  * for NaN it defers to the host's Math.exp.
  */
 import { type Expr, Fn } from '../fn.js';
+import { demote2, lowHalves } from './f64x2.js';
 import type { WasmCtx } from './kernel.js';
 
 const LN2_HI = 6.93147180369123816490e-1; // 32 significant bits: k·LN2_HI is exact for |k| < 2^20
@@ -156,9 +157,9 @@ export function expF32(c: WasmCtx, f: Fn, lo: number, hi: number): { pre: Expr[]
     pre: [
       f.set(klo, m.f64x2.nearest(m.f64x2.mul(f.get(lo), d2(Math.LOG2E)))),
       f.set(khi, m.f64x2.nearest(m.f64x2.mul(f.get(hi), d2(Math.LOG2E)))),
-      f.set(r, m.i8x16.shuffle(m.f32x4.demote_f64x2_zero(reduce(lo, klo)), m.f32x4.demote_f64x2_zero(reduce(hi, khi)), [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23])),
+      f.set(r, demote2(c, reduce(lo, klo), reduce(hi, khi))),
       // k as four i32 lanes, then 2^k as f32 bits
-      f.set(klo, m.i8x16.shuffle(kOf(klo), kOf(khi), [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23])),
+      f.set(klo, lowHalves(c, kOf(klo), kOf(khi))),
       f.set(klo, m.i32x4.shl(m.i32x4.add(f.get(klo), m.i32x4.splat(m.i32.const(127))), m.i32.const(23))),
       f.set(r2, m.f32x4.mul(f.get(r), f.get(r))),
       f.set(r4, m.f32x4.mul(f.get(r2), f.get(r2))),

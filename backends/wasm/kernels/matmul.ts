@@ -31,6 +31,22 @@ function store16(c: WasmCtx, f: Fn, out: number, row: Expr, n: number, N: number
   return m.block(null, [f.set(rowB, base()), m.if(m.i32.le_s(m.i32.add(f.get(n), m.i32.const(16)), f.get(N)), m.block(null, full), m.block(null, lanes))]);
 }
 
+/**
+ * The lane sums of the four f32x4 locals `v` as one vector (transpose-and-add): the statements
+ * (through the scratch locals t0, t1) and the value, read once after them.
+ */
+function laneSums4(c: WasmCtx, f: Fn, v: readonly number[], t0: number, t1: number): { pre: Expr[]; value: Expr } {
+  const { m } = c;
+  const sh = (x: number, y: number, l: number[]) => m.i8x16.shuffle(f.get(x), f.get(y), l.flatMap((i) => [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3]));
+  return {
+    pre: [
+      f.set(t0, m.f32x4.add(sh(v[0]!, v[1]!, [0, 4, 1, 5]), sh(v[0]!, v[1]!, [2, 6, 3, 7]))),
+      f.set(t1, m.f32x4.add(sh(v[2]!, v[3]!, [0, 4, 1, 5]), sh(v[2]!, v[3]!, [2, 6, 3, 7]))),
+    ],
+    value: m.f32x4.add(sh(t0, t1, [0, 1, 4, 5]), sh(t0, t1, [2, 3, 6, 7])),
+  };
+}
+
 /** Weight streams mv_pk reads at once (472 MB from RAM, one thread, GB/s: 1 stream 24–27, 4 streams 27–35; 8 lost to spills). swiglu_pk's decode path already reads two, gate and up, and measured no better with four. */
 export const MV_STREAMS = 4;
 
@@ -273,17 +289,10 @@ export function buildMatmulNT(c: WasmCtx, name: string): void {
   const [t0, t1] = [f.local(b.v128), f.local(b.v128)];
   const K4 = () => m.i32.shl(f.get(K), I(2));
   const LDB4 = () => m.i32.shl(f.get(LDB), I(2));
-  const sh = (x: number, y: number, l: number[]) => m.i8x16.shuffle(f.get(x), f.get(y), l.flatMap((i) => [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3]));
-  /** The lane sums of v[0..3] as one vector (transpose-and-add). */
-  const hsum4 = (v: readonly number[]) => [
-    f.set(t0, m.f32x4.add(sh(v[0]!, v[1]!, [0, 4, 1, 5]), sh(v[0]!, v[1]!, [2, 6, 3, 7]))),
-    f.set(t1, m.f32x4.add(sh(v[2]!, v[3]!, [0, 4, 1, 5]), sh(v[2]!, v[3]!, [2, 6, 3, 7]))),
-    m.f32x4.add(sh(t0, t1, [0, 1, 4, 5]), sh(t0, t1, [2, 3, 6, 7])),
-  ];
   const outAt = (r: Expr) => m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(r, f.get(N)), f.get(n)), I(2)));
   const store = (r: Expr, v: readonly number[]) => {
-    const h = hsum4(v);
-    return m.block(null, [h[0]!, h[1]!, m.v128.store(0, 4, outAt(r), h[2]!)]);
+    const h = laneSums4(c, f, v, t0, t1);
+    return m.block(null, [...h.pre, m.v128.store(0, 4, outAt(r), h.value)]);
   };
   /** rows (2, or 1 for an odd last row: decode's one query) × 4 columns. */
   const tile = (rows: 1 | 2) => {
@@ -407,7 +416,6 @@ export function buildKvScores(c: WasmCtx, name: string): void {
   const acc = [f.local(b.v128), f.local(b.v128), f.local(b.v128), f.local(b.v128)];
   const av = f.local(b.v128);
   const [t0, t1] = [f.local(b.v128), f.local(b.v128)];
-  const sh = (x: number, y: number, l: number[]) => m.i8x16.shuffle(f.get(x), f.get(y), l.flatMap((q) => [4 * q, 4 * q + 1, 4 * q + 2, 4 * q + 3]));
   /** Point kp[j] at row i's head in cache row t, and step to the next row. */
   const keyOf = (j: number) => [f.set(kp[j]!, m.i32.add(f.get(kt), f.get(bOff))), ...nextRow()];
   // With `two`, cache rows t and t + half at once: two memory streams, eight sums in flight.
@@ -415,12 +423,11 @@ export function buildKvScores(c: WasmCtx, name: string): void {
   const acc2 = [f.local(b.v128), f.local(b.v128), f.local(b.v128), f.local(b.v128)];
   const outAt = (row: Expr, second: boolean) =>
     m.i32.add(f.get(OUT), m.i32.shl(m.i32.add(m.i32.mul(row, f.get(T)), second ? m.i32.add(f.get(t), f.get(half)) : f.get(t)), I(2)));
-  /** The lane sums of v[0..3] as one vector (transpose-and-add), left in av. */
-  const hsum = (v: readonly number[]) => [
-    f.set(t0, m.f32x4.add(sh(v[0]!, v[1]!, [0, 4, 1, 5]), sh(v[0]!, v[1]!, [2, 6, 3, 7]))),
-    f.set(t1, m.f32x4.add(sh(v[2]!, v[3]!, [0, 4, 1, 5]), sh(v[2]!, v[3]!, [2, 6, 3, 7]))),
-    f.set(av, m.f32x4.add(sh(t0, t1, [0, 1, 4, 5]), sh(t0, t1, [2, 3, 6, 7]))),
-  ];
+  /** The lane sums of v[0..3] as one vector, left in av. */
+  const hsum = (v: readonly number[]) => {
+    const h = laneSums4(c, f, v, t0, t1);
+    return [...h.pre, f.set(av, h.value)];
+  };
   const zero = () => m.v128.const(new Array(16).fill(0));
   const aAt = (j: number) => m.i32.add(m.i32.add(f.get(ap), m.i32.mul(I(j), D4())), f.get(d));
   const kAt = (j: number, second: boolean) => m.i32.add(m.i32.add(f.get(kp[j]!), f.get(d)), second ? f.get(ko) : I(0));
@@ -445,7 +452,7 @@ export function buildKvScores(c: WasmCtx, name: string): void {
   const one = (two: boolean) => [
     ...keyOf(0),
     f.set(acc[0]!, zero()),
-    f.set(acc2[0]!, zero()),
+    ...(two ? [f.set(acc2[0]!, zero())] : []),
     f.for(d, I(0), D4, 16, [
       f.set(av, m.v128.load(0, 4, aAt(0))),
       f.set(acc[0]!, c.madd(f.get(av), m.v128.load(0, 4, kAt(0, false)), f.get(acc[0]!))),
