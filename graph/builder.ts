@@ -1,6 +1,6 @@
 import { KilnError, ShapeError, type SourceLoc } from './errors.js';
 import type { Graph, GraphMeta, Node } from './graph.js';
-import { type Attrs, OPS, type OpKind } from './ops.js';
+import { type Attrs, OPS, type OpKind, attrMatches, attrProblem } from './ops.js';
 import { modelSite } from './source.js';
 import type { TensorType } from './types.js';
 import { validate } from './validate.js';
@@ -51,6 +51,11 @@ export class GraphBuilder {
   add(op: OpKind, inputs: readonly number[], attrs: Attrs = {}, loc: SourceLoc | undefined = modelSite()): number {
     const def = OPS[op];
     const types = inputs.map((i) => this.typeOf(i));
+    // Attributes first: shape inference would trip over a 12.8 or a −4 in a shape.
+    for (const [k, kind] of Object.entries(def.attrs)) {
+      const v = attrs[k];
+      if (v !== undefined && !attrMatches(kind, v)) throw new KilnError('K1007', `${op} attribute '${k}' ${attrProblem(kind, v)}`, loc);
+    }
     let type: TensorType;
     try {
       type = def.infer(types, attrs);
@@ -63,7 +68,8 @@ export class GraphBuilder {
     return id;
   }
 
-  output(name: string, value: number): void {
+  output(name: string, value: number, loc: SourceLoc | undefined = modelSite()): void {
+    if (this.outs.some((o) => o.name === name)) throw new KilnError('K1015', `output '${name}' is declared twice`, loc);
     this.outs.push({ name, value });
   }
 

@@ -441,11 +441,25 @@ export function isElementwise(kind: OpKind): boolean {
   return OPS[kind].elementwise === true;
 }
 
+/** What is wrong with a value that fails `attrMatches`, to follow "attribute 'k'" in a message a user reads. */
+export function attrProblem(kind: AttrKind, v: unknown): string {
+  if (kind === 'dims' && Array.isArray(v)) {
+    const bad = v.find((d) => typeof d !== 'object' && !(typeof d === 'number' && Number.isInteger(d) && d >= 0));
+    const shown = v.map((d) => (typeof d === 'object' && d !== null && 'terms' in d ? dimToString(d as Dim) : String(d))).join(', ');
+    if (bad !== undefined) return `has ${String(bad)} in [${shown}]: a size must be a whole number or a named dim`;
+  }
+  if (kind === 'dim' && typeof v === 'number') return `must be an integer or a named dim, got ${v}`;
+  return `should be ${kind}, got ${JSON.stringify(v)}`;
+}
+
 /** Check an attribute value against its declared kind (used by the JSON reader and the validator). */
 export function attrMatches(kind: AttrKind, v: unknown): boolean {
   const isDimV = (d: unknown) =>
     (typeof d === 'number' && Number.isInteger(d)) ||
     (typeof d === 'object' && d !== null && 'terms' in d && 'offset' in d);
+  // a shape's static sizes are not negative: −4 · −16 would pass an element-count check by accident
+  // (zero is a size, of an empty tensor; the DSL asks for positive ones)
+  const isSizeV = (d: unknown) => (typeof d === 'number' ? Number.isInteger(d) && d >= 0 : isDimV(d));
   switch (kind) {
     case 'int':
       return typeof v === 'number' && Number.isInteger(v);
@@ -460,7 +474,7 @@ export function attrMatches(kind: AttrKind, v: unknown): boolean {
     case 'dim':
       return isDimV(v);
     case 'dims':
-      return Array.isArray(v) && v.every(isDimV);
+      return Array.isArray(v) && v.every(isSizeV);
     case 'ints':
       return Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x));
     case 'floats':

@@ -1,6 +1,6 @@
 import { KilnError, ShapeError } from './errors.js';
 import type { Graph } from './graph.js';
-import { OPS, attrMatches, isOpKind } from './ops.js';
+import { OPS, attrMatches, attrProblem, isOpKind } from './ops.js';
 import { type TensorType, typeEq, typeToString } from './types.js';
 
 /**
@@ -33,7 +33,7 @@ export function validate(g: Graph): void {
       const v = n.attrs[k];
       if (v === undefined) {
         if (!def.optional?.includes(k)) bad(`${n.op} is missing attribute '${k}'`);
-      } else if (!attrMatches(kind, v)) bad(`${n.op} attribute '${k}' should be ${kind}, got ${JSON.stringify(v)}`);
+      } else if (!attrMatches(kind, v)) bad(`${n.op} attribute '${k}' ${attrProblem(kind, v)}`);
     }
     for (const k of Object.keys(n.attrs)) if (!(k in def.attrs)) bad(`${n.op} has unknown attribute '${k}'`);
     let inferred: TensorType;

@@ -64,6 +64,8 @@ describe('unsupported syntax is an error inside the arrow', () => {
     ['loop', `${F}(13,5): error K1011: unsupported syntax in activation: VariableDeclaration (let y = x;): a block body may only hold one return statement; ${SUPPORTED}`],
     ['unknownCall', `${F}(18,56): error K1011: unsupported syntax in activation: CallExpression (Math.floor(x)); ${SUPPORTED}`],
     ['definedAbove', `${F}(20,31): error K1011: unsupported syntax in activation: ConditionalExpression (x > 0 ? sigmoid(x) : 0); ${SUPPORTED}`],
+    // a decimal literal (which a minifier may print as .01) is found, and quoted as written
+    ['decimal', `${F}(23,67): error K1011: unsupported syntax in activation: ConditionalExpression (x > 0 ? x : 0.01 * x); ${SUPPORTED}`],
   ])('%s', (name, headline) => {
     const make = (bad as Record<string, () => unknown>)[name]!;
     let err: unknown;

@@ -119,6 +119,65 @@ describe('attention', () => {
   it('rejects heads that do not group', () => {
     expect(() => attnGraph(4, 3)).toThrow('attention: nHeads (4) must be divisible by nKvHeads (3)');
   });
+
+  it('rejects a head count or size that is not a positive integer, at the call', () => {
+    const err = (() => {
+      try {
+        build((m) => {
+          const x = m.input('x', 'f32', [m.dim('seq'), 64]);
+          m.output('y', nn.attention(x, { q: 'q', k: 'k', v: 'v', o: 'o' }, { nHeads: 5, nKvHeads: 5, headDim: 64 / 5 }));
+        });
+      } catch (e) {
+        return e as KilnError;
+      }
+      return undefined;
+    })();
+    expect(err?.code).toBe('K1010');
+    expect(err?.message).toBe('attention: headDim must be a positive integer, got 12.8');
+    expect(err?.loc?.file).toBe('tests/dsl.test.ts');
+    expect(() => attnGraph(4, 0)).toThrow('attention: nKvHeads must be a positive integer, got 0');
+  });
+});
+
+describe('sizes and outputs', () => {
+  const error = (fn: (m: ModelBuilder) => void): KilnError | undefined => {
+    try {
+      build(fn);
+    } catch (e) {
+      return e as KilnError;
+    }
+    return undefined;
+  };
+
+  it.each([
+    ['a negative named dim', (m: ModelBuilder) => m.param('w', [m.dim('d', -4), 3]), 'K1007', "dim 'd' must be a positive integer, got -4"],
+    ['a zero named dim', (m: ModelBuilder) => m.param('w', [m.dim('d', 0)]), 'K1007', "dim 'd' must be a positive integer, got 0"],
+    ['a fractional size', (m: ModelBuilder) => m.input('x', 'f32', [m.dim('seq'), 2.5]), 'K1007', "input 'x': size 2.5 in its shape must be a positive integer"],
+    ['a zero size', (m: ModelBuilder) => m.param('w', [0, 3]), 'K1007', "param 'w': size 0 in its shape must be a positive integer"],
+    // −4 · −16 = 64: an element count alone would let this reshape through
+    ['negative reshape sizes', (m: ModelBuilder) => reshape(m.input('x', 'f32', [m.dim('seq'), 64]), [m.dim('seq'), -4, -16]), 'K1007', "reshape attribute 'shape' has -4 in [seq, -4, -16]: a size must be a whole number or a named dim"],
+  ])('rejects %s where it is written', (_, body, code, message) => {
+    const err = error((m) => {
+      m.output('y', body(m) as never);
+    });
+    expect(err?.code).toBe(code);
+    expect(err?.message).toBe(message);
+    expect(err?.loc?.file).toBe('tests/dsl.test.ts');
+  });
+
+  it('rejects an output declared twice, at the second', () => {
+    const err = error((m) => {
+      const x = m.input('x', 'f32', [4]);
+      m.output('y', x);
+      m.output('y', x);
+    });
+    expect(err?.message).toBe("output 'y' is declared twice");
+    expect(err?.loc?.file).toBe('tests/dsl.test.ts');
+  });
+
+  it('rejects a model without outputs', () => {
+    expect(error((m) => void m.input('x', 'f32', [4]))?.message).toBe("model 't' declares no outputs: call m.output(name, tensor) for what it computes");
+  });
 });
 
 describe('nn blocks', () => {

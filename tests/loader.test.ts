@@ -52,7 +52,8 @@ describe('loadGraph', () => {
   it('rejects a module without a model export', async () => {
     const e = await loadError(`${FIX}/no-model.ts`);
     expect(e.code).toBe('K1013');
-    expect(e.message).toContain(`'${FIX}/no-model.ts' exports no model`);
+    expect(e.message).toContain(`'${FIX}/no-model.ts' exports no model (its default export is`);
+    expect(e.message).toContain("write `export default model('name', (m) => { … })` or `export default llama({ … })`");
   });
 
   it('accepts a named `model` export', async () => {

@@ -160,7 +160,7 @@ async function importModel(path: string, name: string): Promise<Model> {
   const cjs = typeof mod['default'] === 'object' && mod['default'] !== null ? (mod['default'] as Record<string, unknown>) : {};
   const candidate = [mod['default'], mod['model'], cjs['default'], cjs['model']].find(isModel);
   if (!isModel(candidate))
-    throw cannotLoad(`'${name}' exports no model: expected \`export default defineModel(...)\` or \`export const model = ...\``);
+    throw cannotLoad(`'${name}' exports no model (its default export is ${describeExport(mod['default'])}): write \`export default model('name', (m) => { … })\` or \`export default llama({ … })\``);
   return candidate;
 }
 
@@ -184,4 +184,14 @@ function asUserError(e: unknown, what: string): unknown {
   const site = userThrowSite(e);
   if (!site) return e;
   return new KilnError('K1013', `${what}: ${e instanceof Error ? e.message : String(e)}`, site);
+}
+
+/** A few words on what a file exported instead of a model. */
+function describeExport(v: unknown): string {
+  if (v === undefined) return 'missing';
+  if (v === null) return 'null';
+  if (typeof v === 'function') return `a function${v.name ? ` '${v.name}'` : ''}`;
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return `an object with keys ${Object.keys(v).slice(0, 5).join(', ') || '(none)'}`;
+  return `a ${typeof v}`;
 }

@@ -51,8 +51,9 @@ export function parseActivation(fn: (x: number) => number, site: SourceLoc | und
     throw new KilnError('K1011', `cannot parse activation as an arrow function: ${clip(source)}; supported: ${SUPPORTED_ACTIVATION_SYNTAX}`, site);
   }
   const unsupported = (n: AnyNode, why = ''): never => {
-    const text = clip(source.slice(n.start, n.end));
-    throw new KilnError('K1011', `unsupported syntax in activation: ${n.type} (${text})${why}; supported: ${SUPPORTED_ACTIVATION_SYNTAX}`, locate(site, source, n));
+    const at = locate(site, source, n);
+    const text = clip(at?.text ?? source.slice(n.start, n.end));
+    throw new KilnError('K1011', `unsupported syntax in activation: ${n.type} (${text})${why}; supported: ${SUPPORTED_ACTIVATION_SYNTAX}`, at?.loc);
   };
   if (root.type !== 'ArrowFunctionExpression') unsupported(root, ': write an arrow function, x => …');
   const params = root['params'] as AnyNode[];
@@ -157,11 +158,11 @@ function clip(s: string, n = 60): string {
  * (then, for a distinctive text, anywhere in the file: the arrow may be defined above the call).
  * Without the file, the offset within the function is added to the call site.
  */
-function locate(site: SourceLoc | undefined, source: string, n: acorn.Node): SourceLoc | undefined {
+function locate(site: SourceLoc | undefined, source: string, n: acorn.Node): { loc: SourceLoc; text?: string } | undefined {
   if (!site) return undefined;
-  const fallback = (): SourceLoc => {
+  const fallback = () => {
     const before = source.slice(0, n.start).split('\n');
-    return before.length === 1 ? site : { ...site, line: site.line + before.length - 1, col: before.at(-1)!.length + 1 };
+    return { loc: before.length === 1 ? site : { ...site, line: site.line + before.length - 1, col: before.at(-1)!.length + 1 } };
   };
   let text: string;
   try {
@@ -173,8 +174,9 @@ function locate(site: SourceLoc | undefined, source: string, n: acorn.Node): Sou
   let from = lines.slice(0, site.line - 1).reduce((acc, l) => acc + l.length + 1, 0) + site.col - 1;
   const arrow = text.indexOf('=>', from);
   if (arrow >= 0) from = arrow + 2;
-  const tokens = unwrapImports(source.slice(n.start, n.end)).match(/[A-Za-z_$][\w$]*|\d[\w.]*|\S/g) ?? [];
-  const esc = tokens.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  // fn.toString() may come minified (0.01 → .01): a number token matches any numeric literal
+  const tokens = unwrapImports(source.slice(n.start, n.end)).match(new RegExp(`[A-Za-z_$][\\w$]*|${NUMBER}|\\S`, 'g')) ?? [];
+  const esc = tokens.map((t) => (new RegExp(`^${NUMBER}$`).test(t) ? `(?:${NUMBER})` : t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
   const word = (t: string | undefined) => (t !== undefined && /^[\w$]/.test(t) ? '(?<![\\w$])' : '');
   const re = new RegExp(`${word(tokens[0])}${esc.join('\\s*')}`, 'g');
   re.lastIndex = from;
@@ -186,5 +188,8 @@ function locate(site: SourceLoc | undefined, source: string, n: acorn.Node): Sou
   }
   if (!m) return fallback();
   const upto = text.slice(0, m.index).split('\n');
-  return { ...site, line: upto.length, col: upto.at(-1)!.length + 1 };
+  return { loc: { ...site, line: upto.length, col: upto.at(-1)!.length + 1 }, text: m[0] };
 }
+
+/** A JS numeric literal, decimal or not (a regex source). */
+const NUMBER = '(?:\\d[\\d_]*(?:\\.[\\d_]*)?|\\.\\d[\\d_]*)(?:[eE][+-]?\\d+)?';

@@ -1,5 +1,6 @@
 import { type Dim, dimScale } from '../../graph/dim.js';
 import { KilnError } from '../../graph/errors.js';
+import { userSite } from '../../graph/source.js';
 import { type Activation, applyActivation } from './activation.js';
 import * as op from './ops.js';
 import type { RopeLayout } from './ops.js';
@@ -105,7 +106,10 @@ export function attention<S extends string, D extends string>(
 ): Tensor<[S, D]> {
   const m = x.m;
   const { nHeads: H, nKvHeads: Hkv, headDim: hd } = opts;
-  if (H % Hkv !== 0) throw new KilnError('K1010', `attention: nHeads (${H}) must be divisible by nKvHeads (${Hkv})`);
+  const site = userSite();
+  for (const [k, v] of [['nHeads', H], ['nKvHeads', Hkv], ['headDim', hd]] as const)
+    if (!Number.isInteger(v) || v < 1) throw new KilnError('K1010', `attention: ${k} must be a positive integer, got ${v}`, site);
+  if (H % Hkv !== 0) throw new KilnError('K1010', `attention: nHeads (${H}) must be divisible by nKvHeads (${Hkv})`, site);
   const g = H / Hkv;
   const [S, D] = x.shape as [Dim, Dim];
   const gS = dimScale(S, g);

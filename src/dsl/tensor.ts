@@ -1,4 +1,6 @@
 import { type Dim, sym } from '../../graph/dim.js';
+import { KilnError } from '../../graph/errors.js';
+import { modelSite } from '../../graph/source.js';
 import type { DType } from '../../graph/dtype.js';
 import { GraphBuilder } from '../../graph/builder.js';
 import type { Graph } from '../../graph/graph.js';
@@ -69,6 +71,7 @@ export class ModelBuilder {
 
   /** `dim('seq')` is a symbol bound at run time; `dim('dim', 4096)` a static size with a name. */
   dim<const N extends string>(name: N, size?: number): NamedDim<N> {
+    if (size !== undefined && !(Number.isInteger(size) && size >= 1)) throw new KilnError('K1007', `dim '${name}' must be a positive integer, got ${size}`, modelSite());
     return { name, dim: size === undefined ? sym(name) : size };
   }
 
@@ -103,10 +106,14 @@ export class ModelBuilder {
   }
 
   build(): Graph {
-    return this.graph.build();
+    const g = this.graph.build();
+    if (g.outputs.length === 0) throw new KilnError('K1015', `model '${g.name}' declares no outputs: call m.output(name, tensor) for what it computes`);
+    return g;
   }
 
   private source<S extends Names>(op: 'input' | 'param' | 'state', name: string, dtype: DType, shape: readonly DimArg[]): Tensor<S> {
+    const bad = shape.find((d) => typeof d === 'number' && !(Number.isInteger(d) && d >= 1));
+    if (bad !== undefined) throw new KilnError('K1007', `${op} '${name}': size ${String(bad)} in its shape must be a positive integer`, modelSite());
     return this.add<S>(op, [], { name, dtype, shape: toDims(shape) });
   }
 }
