@@ -60,15 +60,29 @@ function maxSeqLenOf(g: Graph, opts: PassOptions): number | undefined {
 
 /**
  * The largest value of `d` for seq, pos ≥ 0 with seq + pos ≤ max: a linear function is largest at
- * a corner of that triangle — (0, 0), (max, 0) or (0, max).
+ * a corner of that triangle — (0, 0), (max, 0) or (0, max). A symbol in `fixed` (a program
+ * specialised to one token: seq = 1) takes its value; the other then runs up to what is left.
  */
-function dimBound(d: Dim, max: number): number {
+function dimBound(d: Dim, max: number, fixed: Readonly<Record<string, number>> = {}): number {
   if (typeof d === 'number') return d;
   const [s, p] = [d.terms['seq'] ?? 0, d.terms['pos'] ?? 0];
-  return Math.max(0, d.offset, d.offset + s * max, d.offset + p * max);
+  const [fs, fp] = [fixed['seq'], fixed['pos']];
+  const corners: [number, number][] =
+    fs !== undefined || fp !== undefined
+      ? fs !== undefined && fp !== undefined
+        ? [[fs, fp]]
+        : fs !== undefined
+          ? [[fs, 0], [fs, Math.max(0, max - fs)]]
+          : [[0, fp!], [Math.max(0, max - fp!), fp!]]
+      : [[0, 0], [max, 0], [0, max]];
+  return Math.max(0, ...corners.map(([cs, cp]) => d.offset + s * cs + p * cp));
 }
 
-export function planMemoryGraph(g: Graph, opts: PassOptions = {}): MemoryPlan {
+/**
+ * The plan of `g`'s schedule. `fixed` gives symbols a program is specialised to (the js decode
+ * module: seq = 1), so that its arena holds one token's values rather than a whole prompt's.
+ */
+export function planMemoryGraph(g: Graph, opts: PassOptions = {}, fixed: Readonly<Record<string, number>> = {}): MemoryPlan {
   const symbols = new Set(g.nodes.flatMap((n) => n.type.shape.flatMap(dimSymbols)));
   const other = [...symbols].filter((s) => !BOUNDED.includes(s));
   if (other.length)
@@ -76,7 +90,7 @@ export function planMemoryGraph(g: Graph, opts: PassOptions = {}): MemoryPlan {
   const max = maxSeqLenOf(g, opts);
   if (symbols.size && max === undefined)
     throw new KilnError('K1018', `${PASS}: graph ${g.name} has symbolic sizes (${[...symbols].join(', ')}) but no maxSeqLen in the options, meta.llama or meta.kvCache to bound them`);
-  const bounds = Object.fromEntries([...symbols].sort().map((s) => [s, max!]));
+  const bounds = Object.fromEntries([...symbols].sort().map((s) => [s, fixed[s] ?? (fixed['seq'] !== undefined && s === 'pos' ? max! - fixed['seq'] : max!)]));
 
   const index = new Map(g.nodes.map((n, i) => [n.id, i]));
   const lastUse = new Map<number, number>();
@@ -87,7 +101,7 @@ export function planMemoryGraph(g: Graph, opts: PassOptions = {}): MemoryPlan {
     .filter((n) => !SOURCES.has(n.op) && !outputs.has(n.id))
     .map((n) => {
       const start = index.get(n.id)!;
-      const bytes = n.type.shape.reduce<number>((b, d) => b * dimBound(d, max ?? 0), DTYPE_INFO[n.type.dtype].bytes);
+      const bytes = n.type.shape.reduce<number>((b, d) => b * dimBound(d, max ?? 0, fixed), DTYPE_INFO[n.type.dtype].bytes);
       return { value: n.id, bytes, start, end: lastUse.get(n.id) ?? start };
     });
 

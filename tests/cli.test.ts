@@ -208,15 +208,37 @@ describe('kiln run, logits, compile --out, fuzz', () => {
     expect(text.stderr).toMatch(/kiln: decode kernels, per run \(3 runs\):\nop +per run +share\n/);
     expect(text.stderr).toMatch(/\nmatmul +[\d.]+ ms +[\d.]+% +\d+ nodes\n/);
     const gpu = kiln(['run', 'preset:tiny', '--backend', 'gpu', '--tokens', '1,2,3', '--profile']);
-    expect(gpu.status).toBe(1);
+    expect(gpu.status).toBe(2);
     expect(gpu.stderr).toContain('error K1016: --profile times the js and wasm backends');
   });
 
-  it('run streams ids as text; bad tokens are one error line, exit 1', () => {
+  it('usage mistakes: one line, exit 2, and no folder left behind', () => {
+    const out = join(tmp, 'never');
+    const r = sh(
+      [
+        'node "$KILN" run preset:tiny; echo "rc=$?"',
+        'node "$KILN" run preset:tiny --tokens 1 --top-p 2; echo "rc=$?"',
+        'node "$KILN" fuzz --backends "" --runs 1; echo "rc=$?"',
+        `node "$KILN" compile preset:tiny --dump-after nope --out ${out}; echo "rc=$?"`,
+        'node "$KILN" compile preset:tiny --out README.md/x; echo "rc=$?"',
+        'node "$KILN" dump preset:tiny --out README.md/x.txt; echo "rc=$?"',
+      ].join('; '),
+    );
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('rc='))).toEqual(['rc=2', 'rc=2', 'rc=2', 'rc=2', 'rc=2', 'rc=2']);
+    expect(r.stderr).toContain('error K1016: give a prompt: as text (--prompt "...") or as token ids (--tokens 1,2,3)\n');
+    expect(r.stderr).toContain('error K1016: --top-p must be in (0, 1], got 2\n');
+    expect(r.stderr).toContain('error K1016: --backends: name at least one backend');
+    expect(r.stderr).toContain("error K1016: cannot create the folder 'README.md/x': 'README.md' is a file\n");
+    expect(r.stderr).toContain("error K1016: cannot write 'README.md/x.txt': a part of the path is a file, not a folder\n");
+    expect(r.stderr).not.toContain('.tmp');
+    expect(readdirSync(tmp)).not.toContain('never');
+  });
+
+  it('run streams ids as text; bad tokens are one error line, exit 2 (a usage error)', () => {
     const r = sh('node "$KILN" run preset:tiny --tokens 1,2,3 --max-tokens 5; echo "rc=$?"; node "$KILN" run preset:tiny --tokens 1,64; echo "rc=$?"; node "$KILN" run preset:tiny --tokens a,b; echo "rc=$?"');
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^\d+( \d+){4}$/);
-    expect(lines.slice(1)).toEqual(['rc=0', 'rc=1', 'rc=1']);
+    expect(lines.slice(1)).toEqual(['rc=0', 'rc=2', 'rc=2']);
     expect(r.stderr).toMatch(/kiln: 5 tokens on js; prefill [\d.]+ ms \(3 tokens\), decode [\d.]+ ms\/token/);
     expect(r.stderr).toContain('error K1016: --tokens: token 64 (at 1) is outside the vocabulary of tiny: ids are 0 to 63\n');
     expect(r.stderr).toContain("error K1016: --tokens: expected comma-separated token ids like 1,2,3, got 'a,b'\n");
@@ -295,7 +317,8 @@ describe('in process', () => {
     const write = process.stderr.write.bind(process.stderr);
     process.stderr.write = ((s: string) => written.push(s) > 0) as typeof process.stderr.write;
     try {
-      expect(reportError(new KilnError('K1016', 'bad value'))).toBe(1);
+      expect(reportError(new KilnError('K1016', 'bad value'))).toBe(2);
+      expect(reportError(new KilnError('K1021', 'bad file'))).toBe(1);
       expect(reportError(new DiagnosticsError(['a.ts(1,1): error TS1: x', 'a.ts(2,1): error TS2: y']))).toBe(1);
       expect(reportError(new InternalError('pass fuse-swiglu broke %3'))).toBe(70);
       expect(reportError(new TypeError('undefined is not a function'))).toBe(70);

@@ -107,6 +107,20 @@ describe('plan-memory: the laws', () => {
     }
   });
 
+  it('planned again for one token (the js decode module): a smaller arena, right at every position', () => {
+    const { graph } = runPipeline(presetModel('tiny').build(), PIPELINE);
+    const full = getMemoryPlan(graph);
+    const max = full.bounds['seq']!;
+    const one = planMemoryGraph(graph, { maxSeqLen: max }, { seq: 1 });
+    checkNoOverlap(one);
+    expect(one.bounds).toEqual({ pos: max - 1, seq: 1 });
+    expect(one.arenaBytes).toBeLessThan(full.arenaBytes / 4);
+    const decode = { ...graph, meta: { ...graph.meta, memoryPlan: one } };
+    for (const pos of [0, 7, max - 1]) expectSameAsInterpreter(decode, bindAll(decode, { seq: 1, pos }, pos + 1));
+    // a plan made for seq = 1 is too small for a prompt: the planned run says so rather than overlap
+    expect(() => executePlanned(decode, bindAll(decode, { seq: 4, pos: 0 }, 1), { poison: true })).toThrow();
+  });
+
   it('can fail: a plan that puts every buffer at offset 0 is caught by both laws', () => {
     const g = planned(insertKvCacheGraph(presetModel('tiny').build()).graph);
     const plan = getMemoryPlan(g);

@@ -21,6 +21,15 @@ describe('randomWeights', () => {
 });
 
 describe('Session', () => {
+  it('generate refuses to sample from logits that are not finite', async () => {
+    const bad = { ...weights, 'token_embd.weight': weights['token_embd.weight']!.map((v, i) => (i === 2 * 32 ? NaN : v)) };
+    const s = await Session.create(g, { backend: jsBackend, weights: bad });
+    const run = async () => {
+      for await (const _ of s.generate([1, 2, 3], { maxTokens: 2 })) void _;
+    };
+    await expect(run()).rejects.toThrow(/^the logits at position 2 hold 64 NaN of 64 values/);
+  });
+
   it('rollback and re-prefill give the logits of a fresh session', async () => {
     const a = await make();
     a.prefill([5, 6, 7, 8]);

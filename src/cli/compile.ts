@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { KilnError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
 import { type GraphSummary, graphSummary } from '../analysis/summary.js';
-import { writeOutputFile } from './dump.js';
+import { makeDirs, writeOutputFile } from './io.js';
 import { commas, humanBytes, table } from './format.js';
 import { writeStdout } from './io.js';
 import { loadGraph } from './load.js';
@@ -50,7 +50,6 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
 
   const dumpDir = opts.dumpDir ?? (opts.out !== undefined ? join(opts.out, 'dumps') : undefined);
   if (opts.dumpAfter !== undefined && dumpDir === undefined) throw new KilnError('K1016', '--dump-after needs a folder for the dumps: give --out DIR or --dump-dir DIR');
-  for (const dir of [opts.out, opts.dumpAfter !== undefined ? dumpDir : undefined]) if (dir !== undefined) makeDir(dir);
   const dumpAfter = opts.dumpAfter === undefined ? undefined : opts.dumpAfter === 'all' ? ('all' as const) : opts.dumpAfter.split(',').map((s) => s.trim());
   const dumped: string[] = [];
 
@@ -63,6 +62,8 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
           dumpAfter,
           onDump: (index: number, pass: string, after: Graph) => {
             const file = join(dumpDir!, `${String(index).padStart(3, '0')}_${pass}.ir`);
+            // made here, once the pipeline has taken the pass names: a bad --dump-after leaves no folder behind
+            makeDirs(dumpDir!);
             writeOutputFile(file, printText(after));
             dumped.push(file);
           },
@@ -92,6 +93,7 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
     process.stderr.write(`kiln: compiled ${g.name} for the ${backend.name} backend; no code generated on disk (give --out DIR to write it)\n`);
   } else {
     const base = g.name.replace(/[^A-Za-z0-9_.-]/g, '_') || 'model';
+    makeDirs(opts.out);
     for (const m of modules) {
       const stem = m.suffix ? `${base}.${m.suffix}` : base;
       if (m.exe.binary !== undefined) {
@@ -116,14 +118,6 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
   if (opts.out !== undefined && Math.max(...threads) > 1)
     process.stderr.write(`kiln: the modules run ${Math.max(...threads)} threads over a shared memory: a browser allows that only on a cross-origin isolated page (COOP and COEP headers); --threads 1 builds modules for any page\n`);
   if (dumped.length) process.stderr.write(`wrote ${dumped.length} dump${dumped.length > 1 ? 's' : ''} to ${dumpDir}\n`);
-}
-
-function makeDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw new KilnError('K1016', `cannot create the folder '${dir}': ${(e as Error).message}`);
-  }
 }
 
 function seqSymbol(g: Graph): string | undefined {

@@ -1,5 +1,5 @@
 import { KilnError } from '../../graph/errors.js';
-import { writeFileAtomic, writeStdout } from './io.js';
+import { writeOutputFile, writeStdout } from './io.js';
 import { loadGraph } from './load.js';
 
 export interface DumpOptions {
@@ -13,15 +13,6 @@ export interface DumpOptions {
 }
 
 /** Write a whole file or nothing; a path we cannot write to is the user's to fix. */
-export function writeOutputFile(path: string, data: string | Uint8Array): void {
-  try {
-    writeFileAtomic(path, data);
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'its directory does not exist' : (e as Error).message;
-    throw new KilnError('K1016', `cannot write '${path}': ${why}`);
-  }
-}
-
 /** `kiln dump`: the graph as text (default), JSON or DOT, to stdout or --out; --svg renders it. */
 export async function dump(spec: string, opts: DumpOptions): Promise<void> {
   const g = await loadGraph(spec, { typecheck: opts.typecheck !== false });

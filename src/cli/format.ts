@@ -38,3 +38,6 @@ export function table(rows: readonly (readonly [string, string])[], indent = '  
   const w = Math.max(0, ...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${indent}${k.padEnd(w)}  ${v}`.trimEnd()).join('\n');
 }
+
+/** `1 token`, `3 tokens`: a count with its noun, plural when it is not one. */
+export const plural = (n: number, noun: string, nouns = `${noun}s`): string => `${n} ${n === 1 ? noun : nouns}`;

@@ -19,6 +19,7 @@ export class FuzzMismatch extends Error {
 export async function fuzzCommand(opts: FuzzCliOptions): Promise<void> {
   const { BACKENDS, loadBackend } = await import('./backends.js');
   const names = opts.backends.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (names.length === 0) throw new KilnError('K1016', `--backends: name at least one backend to hold to the interpreter: ${BACKENDS.join(', ')}`);
   for (const n of names) if (!BACKENDS.includes(n)) throw new KilnError('K1016', `--backends: there is no backend '${n}'; available: ${BACKENDS.join(', ')}`);
   const backends = await Promise.all(names.map((n) => loadBackend(n)));
   const { fuzz } = await import('../fuzz/fuzz.js');

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { KilnError } from '../../graph/errors.js';
 
 /**
  * The CLI's contact with the outside: stdout that survives a closed pipe (`kiln dump | head`),
@@ -63,6 +64,74 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/** Why writing at `path` failed, in words (not the temporary file's name that the errno message carries). */
+export function writeProblem(path: string, e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  const isDir = (p: string) => {
+    try {
+      return statSync(p).isDirectory();
+    } catch {
+      return undefined;
+    }
+  };
+  switch (code) {
+    case 'ENOENT':
+      return isDir(dirname(path)) === undefined ? `its folder '${dirname(path)}' does not exist` : 'no file can be created there';
+    case 'ENOTDIR':
+      return 'a part of the path is a file, not a folder';
+    case 'EISDIR':
+      return 'it is a folder';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EROFS':
+      return 'the file system is read-only';
+    case 'ENOSPC':
+      return 'the disk is full';
+    default:
+      return code ?? (e as Error).message;
+  }
+}
+
+/** Write a CLI output file whole (writeFileAtomic), or fail with one line naming the path (K1016). */
+export function writeOutputFile(path: string, data: string | Uint8Array): void {
+  try {
+    writeFileAtomic(path, data);
+  } catch (e) {
+    throw new KilnError('K1016', `cannot write '${path}': ${writeProblem(path, e)}`);
+  }
+}
+
+/**
+ * Create the folder `dir` and its missing parents, one level at a time: mkdir's recursive mode
+ * never returns under /proc. A file in the way, or a parent that refuses, is one line (K1016).
+ */
+export function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  let at = resolve(dir);
+  for (;;) {
+    let st;
+    try {
+      st = statSync(at);
+    } catch {
+      missing.push(at);
+      const up = dirname(at);
+      if (up === at) break;
+      at = up;
+      continue;
+    }
+    if (!st.isDirectory()) throw new KilnError('K1016', `cannot create the folder '${dir}': '${at === resolve(dir) ? dir : relative(process.cwd(), at)}' is a file`);
+    break;
+  }
+  for (const d of missing.reverse())
+    try {
+      mkdirSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && statSync(d).isDirectory()) continue;
+      throw new KilnError('K1016', `cannot create the folder '${dir}': ${writeProblem(d, e)}`);
+    }
 }
 
 /**

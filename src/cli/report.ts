@@ -59,7 +59,8 @@ export function reportError(err: unknown): number {
   if (isKilnError(err)) {
     process.stderr.write(`${err.format()}\n`);
     if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
-    return EXIT.user;
+    // K1016 is a flag's value the command cannot take: a usage error, as commander's own are
+    return err.code === 'K1016' ? EXIT.usage : EXIT.user;
   }
   if (err instanceof DiagnosticsError) {
     process.stderr.write(`${err.lines.join('\n')}\n`);

@@ -1,6 +1,7 @@
 import { KilnError } from '../../graph/errors.js';
 import { byOp, formatProfile } from '../../backends/profile.js';
 import type { TokenizerData } from '../formats/checkpoint.js';
+import { commas, humanBytes, plural } from './format.js';
 import { writeStdout } from './io.js';
 import { isCheckpointPath, loadModel } from './load.js';
 import { checkTokens, parseTokens } from './tokens.js';
@@ -34,8 +35,17 @@ export interface RunOptions {
  * one object at the end instead.
  */
 export async function run(spec: string, opts: RunOptions): Promise<void> {
-  if ((opts.prompt === undefined) === (opts.tokens === undefined))
-    throw new KilnError('K1016', 'give the prompt as text (--prompt "...") or as token ids (--tokens 1,2,3), not both');
+  if (opts.prompt === undefined && opts.tokens === undefined) throw new KilnError('K1016', 'give a prompt: as text (--prompt "...") or as token ids (--tokens 1,2,3)');
+  if (opts.prompt !== undefined && opts.tokens !== undefined) throw new KilnError('K1016', 'give the prompt as text (--prompt) or as token ids (--tokens), not both');
+  const { checkSamplingOptions } = await import('../runtime/sampling.js');
+  const sampling = {
+    temperature: opts.temperature ?? 0,
+    ...(opts.topK !== undefined ? { topK: opts.topK } : {}),
+    ...(opts.topP !== undefined ? { topP: opts.topP } : {}),
+    ...(opts.repeatPenalty !== undefined ? { repetitionPenalty: opts.repeatPenalty } : {}),
+  };
+  // before the model loads: a checkpoint can take seconds
+  checkSamplingOptions(sampling, { temperature: '--temperature', topK: '--top-k', topP: '--top-p', repetitionPenalty: '--repeat-penalty' });
   const isCheckpoint = isCheckpointPath(spec);
   if (opts.tokenizer !== undefined && !isCheckpoint) throw new KilnError('K1016', `--tokenizer applies to checkpoints (.gguf, .safetensors, llama2.c .bin); ${spec} is not one`);
   const { graph: g, checkpoint, tokenizer: data } = await loadModel(spec, {
@@ -56,16 +66,8 @@ export async function run(spec: string, opts: RunOptions): Promise<void> {
   checkTokens(prompt, g);
   const { Session } = await import('../runtime/session.js');
   const { randomWeights } = await import('../runtime/weights.js');
-  const { checkSamplingOptions } = await import('../runtime/sampling.js');
   const { loadBackend } = await import('./backends.js');
   const { modelMaxSeqLen } = await import('./compile.js');
-  const sampling = {
-    temperature: opts.temperature ?? 0,
-    ...(opts.topK !== undefined ? { topK: opts.topK } : {}),
-    ...(opts.topP !== undefined ? { topP: opts.topP } : {}),
-    ...(opts.repeatPenalty !== undefined ? { repetitionPenalty: opts.repeatPenalty } : {}),
-  };
-  checkSamplingOptions(sampling);
 
   // The last sampled token is never run: prompt + n − 1 positions.
   const need = prompt.length + opts.maxTokens - 1;
@@ -81,7 +83,18 @@ export async function run(spec: string, opts: RunOptions): Promise<void> {
   const { checkpointWeights } = await import('../formats/checkpoint.js');
   const weights = checkpoint ? checkpointWeights(checkpoint) : randomWeights(g, opts.weightsSeed ?? 0);
   if (opts.profile && !['js', 'wasm'].includes(backend.name)) throw new KilnError('K1016', `--profile times the js and wasm backends' kernels; the ${backend.name} backend has no kernel timer`);
-  const session = await Session.create(g, { backend, weights, maxSeqLen: context, profile: opts.profile === true });
+  const session = await Session.create(g, { backend, weights, maxSeqLen: context, profile: opts.profile === true }).catch(async (e: unknown) => {
+    if (!(e instanceof RangeError)) throw e;
+    // an ArrayBuffer or wasm memory too large to allocate: almost always the context
+    const { kvCacheBytesPerToken, llamaMeta } = await import('../analysis/llama.js');
+    const meta = llamaMeta(g);
+    const kv = meta ? `, ${humanBytes(kvCacheBytesPerToken(meta) * context)} of it KV cache` : '';
+    throw new KilnError('K1020', `cannot allocate the memory for a context of ${commas(context)} positions${kv} (${e.message}): give a smaller --context`);
+  });
+  const device = session.executables.prefill.device;
+  if (device !== undefined) process.stderr.write(`kiln: ${backend.name} backend running on ${device}\n`);
+  if (sampling.temperature === 0 && (opts.topK !== undefined || opts.topP !== undefined))
+    process.stderr.write('kiln: --top-k and --top-p shape sampling; with --temperature 0 (the default) decoding is greedy and ignores them\n');
   const stopTokens = tokenizer && !opts.ignoreEos ? [tokenizer.eos] : [];
   const text = opts.prompt !== undefined && !opts.json;
   // The continuation follows the prompt, so a leading space in its first token is real text.
@@ -117,7 +130,7 @@ export async function run(spec: string, opts: RunOptions): Promise<void> {
   }
   await writeStdout(`${text ? rest : ''}\n`);
   process.stderr.write(
-    `kiln: ${tokens.length} tokens on ${backend.name}${stopped === 'eos' ? ' (stopped at EOS)' : ''}; prefill ${timings.prefillMs} ms (${prompt.length} tokens), decode ${timings.decodeMsPerToken} ms/token (${timings.tokensPerSecond} tokens/s)\n`,
+    `kiln: ${plural(tokens.length, 'token')} on ${backend.name}${stopped === 'eos' ? ' (stopped at EOS)' : ''}; prefill ${timings.prefillMs} ms (${plural(prompt.length, 'token')}), decode ${timings.decodeMsPerToken} ms/token (${timings.tokensPerSecond} tokens/s)\n`,
   );
   if (profile)
     for (const phase of ['prefill', 'decode'] as const)

@@ -1,3 +1,4 @@
+import { plural } from '../cli/format.js';
 /** How `kiln fuzz` tells what it found: enough to replay the case and to start on the fix. */
 import { printText } from '../../graph/print/index.js';
 import { preview } from './compare.js';
@@ -26,5 +27,5 @@ export function formatFailure(f: FuzzFailure, replay: string): string {
 }
 
 export function formatSuccess(r: FuzzResult, backends: readonly string[]): string {
-  return `kiln fuzz: ok — ${r.runs.graph} random graphs and ${r.runs.llama} tiny LLaMA variants agree with the interpreter on ${backends.join(', ')} (${r.skipped} graphs skipped: values the graph itself rejects) in ${(r.ms / 1000).toFixed(1)} s\n`;
+  return `kiln fuzz: ok — ${plural(r.runs.graph, 'random graph')} and ${plural(r.runs.llama, 'tiny LLaMA variant')} agree with the interpreter on ${backends.join(', ')} (${plural(r.skipped, 'graph')} skipped: values the graph itself rejects) in ${(r.ms / 1000).toFixed(1)} s\n`;
 }

@@ -50,16 +50,17 @@ export function applyRepetitionPenalty(logits: ArrayLike<number>, history: reado
   return out;
 }
 
-export function checkSamplingOptions(o: SamplingOptions): void {
+export function checkSamplingOptions(o: SamplingOptions, names: Partial<Record<keyof SamplingOptions, string>> = {}): void {
   const bad = (msg: string): never => {
     throw new KilnError('K1016', msg);
   };
+  const name = (k: keyof SamplingOptions, plain: string) => names[k] ?? plain;
   const t = o.temperature ?? 0;
-  if (!(t >= 0) || !Number.isFinite(t)) bad(`temperature must be a finite number ≥ 0, got ${t}`);
-  if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 0)) bad(`top-k must be an integer ≥ 0, got ${o.topK}`);
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) bad(`top-p must be in (0, 1], got ${o.topP}`);
+  if (!(t >= 0) || !Number.isFinite(t)) bad(`${name('temperature', 'temperature')} must be a finite number ≥ 0, got ${t}`);
+  if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 0)) bad(`${name('topK', 'top-k')} must be an integer ≥ 0, got ${o.topK}`);
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) bad(`${name('topP', 'top-p')} must be in (0, 1], got ${o.topP}`);
   const r = o.repetitionPenalty;
-  if (r !== undefined && !(r > 0 && Number.isFinite(r))) bad(`repetition penalty must be a finite number > 0, got ${r}`);
+  if (r !== undefined && !(r > 0 && Number.isFinite(r))) bad(`${name('repetitionPenalty', 'repetition penalty')} must be a finite number > 0, got ${r}`);
 }
 
 /**

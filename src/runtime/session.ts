@@ -187,6 +187,7 @@ export class Session {
     let t0 = performance.now();
     let logits = this.feed(prompt);
     for (let i = 0; i < opts.maxTokens; i++) {
+      checkLogits(logits, this.position - 1);
       const token = sampler.sample(logits, this.hist);
       const ms = performance.now() - t0;
       yield { token, ms, phase: i === 0 ? 'prefill' : 'decode', ...(opts.logits ? { logits } : {}) };
@@ -225,4 +226,20 @@ function seqSymbolOf(g: Graph): string {
   const d = g.nodes.find((n) => n.op === 'input' && n.attrs['name'] === 'tokens')?.type.shape[0];
   if (d === undefined || typeof d === 'number') throw new KilnError('K1018', `session: graph ${g.name} has no input 'tokens' i32[seq]`);
   return Object.keys(d.terms)[0]!;
+}
+
+/** Sampling from NaN is choosing token 0 in silence: say what went wrong instead. */
+function checkLogits(logits: Float32Array, pos: number): void {
+  let nan = 0;
+  let inf = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i]!;
+    if (v !== v) nan++;
+    else if (v === Infinity || v === -Infinity) inf++;
+  }
+  if (nan || inf)
+    throw new KilnError(
+      'K1017',
+      `the logits at position ${pos} hold ${[nan ? `${nan} NaN` : '', inf ? `${inf} infinite` : ''].filter(Boolean).join(' and ')} of ${logits.length} values: the weights or the activations they produce are not finite in f32`,
+    );
 }
