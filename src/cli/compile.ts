@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { KilnError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
 import { type GraphSummary, graphSummary } from '../analysis/summary.js';
-import { makeDirs, writeOutputFile } from './io.js';
+import { makeDirs, writeFileAtomic } from './io.js';
 import { commas, humanBytes, table } from './format.js';
 import { writeStdout } from './io.js';
 import { loadGraph } from './load.js';
@@ -64,7 +64,7 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
             const file = join(dumpDir!, `${String(index).padStart(3, '0')}_${pass}.ir`);
             // made here, once the pipeline has taken the pass names: a bad --dump-after leaves no folder behind
             makeDirs(dumpDir!);
-            writeOutputFile(file, printText(after));
+            writeFileAtomic(file, printText(after));
             dumped.push(file);
           },
         }
@@ -99,18 +99,18 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
       if (m.exe.binary !== undefined) {
         // A WebAssembly module: the binary that runs, and its text (WAT) to read.
         const header = `;; ${stem}.wat — kiln compile ${spec} --backend ${backend.name}\n;; ${m.what}.\n`;
-        writeOutputFile(join(opts.out, `${stem}.wasm`), m.exe.binary);
-        writeOutputFile(join(opts.out, `${stem}.wat`), header + (m.exe.source ?? ''));
+        writeFileAtomic(join(opts.out, `${stem}.wasm`), m.exe.binary);
+        writeFileAtomic(join(opts.out, `${stem}.wat`), header + (m.exe.source ?? ''));
         // The manifest: what backends/wasm/host.ts needs to run the module anywhere (loadWasm).
         const manifest = (m.exe as { manifest?: unknown }).manifest;
-        if (manifest !== undefined) writeOutputFile(join(opts.out, `${stem}.json`), JSON.stringify(manifest));
+        if (manifest !== undefined) writeFileAtomic(join(opts.out, `${stem}.json`), JSON.stringify(manifest));
         process.stderr.write(`wrote ${join(opts.out, `${stem}.wasm`)}, ${stem}.wat${manifest !== undefined ? ` and ${stem}.json (its manifest)` : ''}\n`);
         continue;
       }
       const name = `${stem}.js`;
       if (m.exe.source === undefined) throw new KilnError('K1016', `the ${backend.name} backend writes no source code; --out needs one that does`);
       const note = `// ${name} — kiln compile ${spec} --backend ${backend.name}\n// ${m.what}.\n// Import this file by its own name: import { createModel } from './${name}';\n`;
-      writeOutputFile(join(opts.out, name), note + m.exe.source);
+      writeFileAtomic(join(opts.out, name), note + m.exe.source);
       process.stderr.write(`wrote ${join(opts.out, name)}\n`);
     }
   }

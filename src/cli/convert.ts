@@ -54,9 +54,10 @@ export async function convertCommand(input: string, out: string, opts: ConvertOp
 
   const { writeCheckpointGguf, writeCheckpointSafetensors } = await import('../formats/convert.js');
   if (!existsSync(dirname(resolve(out)))) throw new KilnError('K1016', `convert: cannot write '${out}': the folder '${dirname(out)}' does not exist`);
+  let files = [out];
   try {
     if (to === 'gguf') writeCheckpointGguf(ck, out);
-    else writeCheckpointSafetensors(ck, out);
+    else files = writeCheckpointSafetensors(ck, out);
   } catch (e) {
     // A full disk or a read-only folder is the user's to fix, not a bug.
     const code = (e as NodeJS.ErrnoException | undefined)?.code;
@@ -77,6 +78,7 @@ export async function convertCommand(input: string, out: string, opts: ConvertOp
   const want = to === 'gguf' ? 'interleaved' : 'half';
   if (layout !== want)
     lines.push(`  RoPE: q and k rows permuted per head, ${layout === 'half' ? 'rotate-half (Hugging Face) → interleaved pairs (GGUF)' : 'interleaved pairs (GGUF/Meta) → rotate-half (Hugging Face)'}`);
+  if (to === 'safetensors') lines.push(`  files: ${files.join(', ')}`);
   if (to === 'gguf') lines.push(ck.tokenizer ? `  tokenizer: ${ck.tokenizer.tokens.length} tokens${vocabNote ? `, ${vocabNote}` : ''}` : '  tokenizer: none (the input had none; give --tokenizer FILE)');
   else if (ck.tokenizer) lines.push('  tokenizer: not written (safetensors keeps it in a separate tokenizer.json)');
   await writeStdout(`${lines.join('\n')}\n`);

@@ -1,5 +1,5 @@
 import { KilnError } from '../../graph/errors.js';
-import { writeOutputFile, writeStdout } from './io.js';
+import { writeFileAtomic, writeStdout } from './io.js';
 import { loadGraph } from './load.js';
 
 export interface DumpOptions {
@@ -20,14 +20,14 @@ export async function dump(spec: string, opts: DumpOptions): Promise<void> {
   const fold = opts.fold === true;
   if (opts.svg !== undefined) {
     const svg = await print.renderSvg(print.printDot(g, { fold }));
-    writeOutputFile(opts.svg, svg);
+    writeFileAtomic(opts.svg, svg);
     process.stderr.write(`wrote ${opts.svg} (${g.nodes.length} nodes)\n`);
     if (!opts.formatGiven && opts.out === undefined) return;
   }
   let text = opts.format === 'json' ? print.stringifyGraph(g) : opts.format === 'dot' ? print.printDot(g, { fold }) : print.printText(g, { fold });
   if (!text.endsWith('\n')) text += '\n';
   if (opts.out !== undefined) {
-    writeOutputFile(opts.out, text);
+    writeFileAtomic(opts.out, text);
     process.stderr.write(`wrote ${opts.out} (${g.nodes.length} nodes)\n`);
   } else {
     await writeStdout(text);

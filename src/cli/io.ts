@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import { KilnError } from '../../graph/errors.js';
+import { writeAtomic, writeProblem } from '../formats/file.js';
 
 /**
  * The CLI's contact with the outside: stdout that survives a closed pipe (`kiln dump | head`),
@@ -45,63 +45,11 @@ export function readStdin(): Promise<string> {
 }
 
 /**
- * Write `data` to `path` atomically: into a temporary file in the same directory (so the rename
- * stays on one file system), flushed, then renamed over the target. A reader sees the old file or
- * the whole new one, never a half-written one.
+ * Write `data` to `path` whole or not at all (formats/file.ts: a temporary beside it, renamed over
+ * it once written, removed if the process is stopped first); a failure is one K1016 line.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    const fd = openSync(tmp, 'wx', 0o644);
-    try {
-      writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-}
-
-/** Why writing at `path` failed, in words (not the temporary file's name that the errno message carries). */
-export function writeProblem(path: string, e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  const isDir = (p: string) => {
-    try {
-      return statSync(p).isDirectory();
-    } catch {
-      return undefined;
-    }
-  };
-  switch (code) {
-    case 'ENOENT':
-      return isDir(dirname(path)) === undefined ? `its folder '${dirname(path)}' does not exist` : 'no file can be created there';
-    case 'ENOTDIR':
-      return 'a part of the path is a file, not a folder';
-    case 'EISDIR':
-      return 'it is a folder';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'EROFS':
-      return 'the file system is read-only';
-    case 'ENOSPC':
-      return 'the disk is full';
-    default:
-      return code ?? (e as Error).message;
-  }
-}
-
-/** Write a CLI output file whole (writeFileAtomic), or fail with one line naming the path (K1016). */
-export function writeOutputFile(path: string, data: string | Uint8Array): void {
-  try {
-    writeFileAtomic(path, data);
-  } catch (e) {
-    throw new KilnError('K1016', `cannot write '${path}': ${writeProblem(path, e)}`);
-  }
+  writeAtomic(path, (put) => put(typeof data === 'string' ? Buffer.from(data, 'utf8') : data));
 }
 
 /**

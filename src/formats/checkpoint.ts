@@ -8,7 +8,7 @@ import { extname } from 'node:path';
 import type { LlamaConfig } from '../dsl/llama.js';
 import { malformed } from './file.js';
 import { readGguf } from './gguf-read.js';
-import { readLlama2c } from './llama2c.js';
+import { isPytorch, PYTORCH_HINT, readLlama2c } from './llama2c.js';
 import { readSafetensors } from './safetensors-read.js';
 
 export type TensorDType = 'f32' | 'f16' | 'bf16' | 'q8_0';
@@ -79,6 +79,7 @@ export function detectFormat(path: string): CheckpointFormat {
   if (ext === '.safetensors' || ext === '.json') return 'safetensors';
   if (ext === '.bin') return 'llama2c';
   if (st.size >= 9 && head[8] === 0x7b) return 'safetensors'; // '{' after the u64 header length
+  if (isPytorch(head)) throw malformed(path, PYTORCH_HINT); // a .pt or .pth
   throw malformed(path, 'unrecognised checkpoint format (expected GGUF, safetensors or a llama2.c .bin)');
 }
 

@@ -30,11 +30,12 @@ export function writeCheckpointGguf(ck: Checkpoint, out: string): void {
   writeGguf(out, { metadata: llamaGgufMetadata({ ...ck.config, ropeLayout: 'interleaved' }, ck.tokenizer), tensors });
 }
 
-export function writeCheckpointSafetensors(ck: Checkpoint, out: string): void {
+/** Returns the paths written: the weights, then config.json (see writeSafetensors). */
+export function writeCheckpointSafetensors(ck: Checkpoint, out: string): string[] {
   const tensors = ordered(ck).map((t) =>
     t.dtype === 'q8_0' ? { name: t.name, dtype: 'f32' as const, shape: t.shape, data: t.toFloat32() } : { name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.bytes },
   );
-  writeSafetensors(out, tensors, ck.config); // permutes q/k when the config is interleaved
+  return writeSafetensors(out, tensors, ck.config); // permutes q/k when the config is interleaved
 }
 
 export async function convert(inPath: string, outPath: string, opts: LoadOptions = {}): Promise<Checkpoint> {

@@ -7,7 +7,8 @@
  *
  * Every problem with the bytes is a one-line K1021 error that starts with the file's name.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { KilnError } from '../../graph/errors.js';
 
 /** A K1021 'malformed checkpoint' error about `file`; the message is kept to one line. */
@@ -150,26 +151,113 @@ export class Cursor {
   }
 }
 
+/** Writes a file's bytes through `put`, in order. */
+export type FileWriter = (put: (chunk: Uint8Array) => void) => void;
+
+/**
+ * Temporaries being written now. They are removed if the process exits (process.exit, an
+ * uncaught error) or is stopped by SIGINT/SIGTERM, which then exits 130/143 as a shell expects.
+ * Writes are synchronous, so a signal that arrives during one is handled when it ends: the
+ * file is then whole, and no temporary is left.
+ */
+const live = new Set<string>();
+let hooked = false;
+
+/** Remove a file that may not be there (or whose folder may not be: rmSync's force covers only ENOENT). */
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    /* nothing to remove */
+  }
+}
+
+function removeLive(): void {
+  for (const t of live) removeQuietly(t);
+  live.clear();
+}
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', removeLive);
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const)
+    process.on(sig, () => {
+      removeLive();
+      if (process.listenerCount(sig) === 1) process.exit(code); // nobody else handles it: stop, as the default would
+    });
+}
+
+/** Why writing at `path` failed, in words (not the temporary's name that the errno message carries). */
+export function writeProblem(path: string, e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why: Record<string, () => string> = {
+    ENOENT: () => (statSync(dirname(path), { throwIfNoEntry: false }) === undefined ? `its folder '${dirname(path)}' does not exist` : 'no file can be created there'),
+    ENOTDIR: () => 'a part of the path is a file, not a folder',
+    EISDIR: () => 'it is a folder',
+    EACCES: () => 'permission denied',
+    EPERM: () => 'permission denied',
+    EROFS: () => 'the file system is read-only',
+    ENOSPC: () => 'the disk is full',
+    EDQUOT: () => 'the disk quota is exceeded',
+  };
+  return code !== undefined && why[code] ? why[code]() : (code ?? (e as Error).message);
+}
+
+/** A one-line K1016 error for a failed write to `path`. */
+const cannotWrite = (path: string, e: NodeJS.ErrnoException): KilnError => new KilnError('K1016', `cannot write '${path}': ${writeProblem(path, e)}`);
+
+const isErrno = (e: unknown): e is NodeJS.ErrnoException => typeof (e as NodeJS.ErrnoException | undefined)?.code === 'string' && /^E[A-Z]+$/.test((e as NodeJS.ErrnoException).code!);
+
+/**
+ * Write files whole or not at all: each goes to a temporary beside it, and the temporaries are
+ * renamed over their paths only when every one is written. On a failure the temporaries are
+ * removed and the files already there are left as they were. A file-system error is one line
+ * (K1016) naming the file that could not be written; other errors (a writer's) pass through.
+ */
+export function writeFilesAtomic(files: readonly { readonly path: string; readonly write: FileWriter }[]): void {
+  hookExit();
+  const staged: { path: string; tmp: string }[] = [];
+  const created: string[] = [];
+  let at = '';
+  try {
+    for (const f of files) {
+      at = f.path;
+      const tmp = `${f.path}.tmp-${process.pid}-${Date.now()}`;
+      live.add(tmp);
+      staged.push({ path: f.path, tmp });
+      const fd = openSync(tmp, 'w');
+      try {
+        f.write((chunk) => {
+          for (let done = 0; done < chunk.length; ) done += writeSync(fd, chunk, done, chunk.length - done);
+        });
+      } finally {
+        closeSync(fd);
+      }
+    }
+    // A folder in the way fails the rename; find it before any file is replaced.
+    for (const s of staged) {
+      at = s.path;
+      if (statSync(s.path, { throwIfNoEntry: false })?.isDirectory()) throw Object.assign(new Error('EISDIR'), { code: 'EISDIR' });
+    }
+    for (const s of staged) {
+      at = s.path;
+      const existed = statSync(s.path, { throwIfNoEntry: false }) !== undefined;
+      renameSync(s.tmp, s.path);
+      live.delete(s.tmp);
+      if (!existed) created.push(s.path);
+    }
+  } catch (e) {
+    for (const s of staged) if (live.delete(s.tmp)) removeQuietly(s.tmp);
+    for (const p of created) removeQuietly(p); // a rename failed after these were made
+    throw isErrno(e) ? cannotWrite(at, e) : e;
+  }
+}
+
 /**
  * Write a file atomically: `write` appends chunks to a temp file beside `path`, which is renamed
  * over `path` only when every chunk is written, so a crash never leaves half a checkpoint.
  */
-export function writeAtomic(path: string, write: (put: (chunk: Uint8Array) => void) => void): void {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    write((chunk) => {
-      for (let done = 0; done < chunk.length; ) done += writeSync(fd, chunk, done, chunk.length - done);
-    });
-    closeSync(fd);
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      closeSync(fd);
-    } catch {
-      /* already closed */
-    }
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+export function writeAtomic(path: string, write: FileWriter): void {
+  writeFilesAtomic([{ path, write }]);
 }

@@ -7,7 +7,7 @@
  */
 import type { LlamaConfig } from '../dsl/llama.js';
 import type { Checkpoint, CheckpointTensor, TensorDType, TokenizerData } from './checkpoint.js';
-import { checkTensors, makeTensor } from './consistency.js';
+import { checkTensors, finiteData, makeTensor, show } from './consistency.js';
 import { byteLength } from './dtypes.js';
 import { Cursor, FileSource, malformed, quote } from './file.js';
 
@@ -103,7 +103,7 @@ export function readGgufHeader(src: FileSource): GgufHeader {
   }
   const align = metadata['general.alignment'] ?? 32;
   if (typeof align !== 'number' || !Number.isInteger(align) || align <= 0 || (align & (align - 1)) !== 0 || align > 1 << 20)
-    throw malformed(file, `metadata key "general.alignment" is ${JSON.stringify(align)}, expected a power of two`);
+    throw malformed(file, `metadata key "general.alignment" is ${show(align)}, expected a power of two`);
   const raw: { name: string; dtype: TensorDType; shape: number[]; rel: number; nbytes: number }[] = [];
   const seen = new Set<string>();
   for (let i = 0; i < nTensors; i++) {
@@ -127,14 +127,20 @@ export function readGgufHeader(src: FileSource): GgufHeader {
     if (dtype === 'q8_0' && ne[0]! % 32 !== 0) throw malformed(file, `q8_0 tensor ${quote(name)} has rows of ${ne[0]} values, expected a multiple of 32`);
     const n = ne.reduce((a, b) => a * b, 1);
     const nbytes = byteLength(dtype, n)!;
-    if (rel % align !== 0) throw malformed(file, `tensor ${quote(name)} data offset ${rel} is not a multiple of the alignment ${align}`);
     raw.push({ name, dtype, shape: ne.reverse(), rel, nbytes });
   }
   const dataStart = Math.ceil(c.pos / align) * align;
+  let next = 0; // where the next tensor's data must start, as in ggml's reader
   const tensors = raw.map((t) => {
     const offset = dataStart + t.rel;
-    if (offset + t.nbytes > src.size)
+    // Would not fit even where it belongs: a truncated file or a corrupt shape, not an offset.
+    if (dataStart + next + t.nbytes > src.size)
       throw malformed(file, `tensor ${quote(t.name)} (${t.dtype} [${t.shape.join(', ')}], ${t.nbytes} bytes at ${offset}) runs past the end of the file at ${src.size} (truncated?)`);
+    // Data back to back in tensor-info order, each padded to the alignment: anything else means
+    // tensors overlap or stray bytes sit between them, i.e. a corrupt or hand-patched file.
+    if (t.rel !== next)
+      throw malformed(file, `tensor ${quote(t.name)} data offset is ${t.rel}, expected ${next} (each tensor's data follows the previous one's, padded to the alignment ${align})`);
+    next += Math.ceil(t.nbytes / align) * align;
     return { name: t.name, dtype: t.dtype, shape: t.shape, offset, nbytes: t.nbytes };
   });
   return { version, metadata, tensors, alignment: align };
@@ -145,22 +151,33 @@ function num(file: string, md: Record<string, unknown>, key: string, fallback?: 
   const v = md[key] ?? fallback;
   if (v === undefined) throw malformed(file, `metadata key ${quote(key)} is missing`);
   if (typeof v !== 'number' || !Number.isFinite(v) || (!real && (!Number.isInteger(v) || v <= 0)))
-    throw malformed(file, `metadata key ${quote(key)} is ${quote(String(JSON.stringify(v)))}, expected ${real ? 'a number' : 'a positive integer'}`);
+    throw malformed(file, `metadata key ${quote(key)} is ${show(v)}, expected ${real ? 'a number' : 'a positive integer'}`);
   return v;
 }
 
 export function ggufConfig(file: string, md: Record<string, unknown>, tensorShapes: ReadonlyMap<string, readonly number[]>): LlamaConfig {
   const arch = md['general.architecture'];
-  if (arch !== 'llama') throw malformed(file, `metadata key "general.architecture" is ${quote(String(arch))}, expected "llama"`);
+  if (arch !== 'llama') throw malformed(file, `metadata key "general.architecture" is ${show(arch)}, expected "llama"`);
   const dim = num(file, md, 'llama.embedding_length');
   const nHeads = num(file, md, 'llama.attention.head_count');
   const tokens = md['tokenizer.ggml.tokens'];
   const embd = tensorShapes.get('token_embd.weight');
   const vocabSize = Array.isArray(tokens) ? tokens.length : md['llama.vocab_size'] !== undefined ? num(file, md, 'llama.vocab_size') : embd?.[0];
   if (vocabSize === undefined) throw malformed(file, 'no vocabulary size: no tokenizer.ggml.tokens, llama.vocab_size or token_embd.weight');
+  if (dim % nHeads !== 0)
+    throw malformed(file, `metadata key "llama.embedding_length" (${dim}) must be divisible by "llama.attention.head_count" (${nHeads})`);
   const rot = md['llama.rope.dimension_count'];
   if (rot !== undefined && rot !== dim / nHeads)
-    throw malformed(file, `metadata key "llama.rope.dimension_count" is ${JSON.stringify(rot)}, expected the head dim ${dim / nHeads} (kiln rotates whole heads)`);
+    throw malformed(file, `metadata key "llama.rope.dimension_count" is ${show(rot)}, expected the head dim ${dim / nHeads} (kiln rotates whole heads)`);
+  // RoPE scaling changes the rotation angles; kiln's rope has none, so running would be wrong.
+  // (llama.cpp reads a factor of 0 as "no scaling", like 1.)
+  const scaling = md['llama.rope.scaling.type'];
+  if (scaling !== undefined && scaling !== 'none')
+    throw malformed(file, `metadata key "llama.rope.scaling.type" is ${show(scaling)}; kiln does not support RoPE scaling`);
+  for (const key of ['llama.rope.scaling.factor', 'llama.rope.scale_linear']) {
+    const f = md[key];
+    if (f !== undefined && f !== 1 && f !== 0) throw malformed(file, `metadata key ${quote(key)} is ${show(f)}; kiln does not support RoPE scaling (factor must be 1)`);
+  }
   const name = md['general.name'];
   return {
     ...(typeof name === 'string' && name !== '' ? { name } : {}),
@@ -193,12 +210,12 @@ export function ggufTokenizer(file: string, md: Record<string, unknown>): Tokeni
   };
   const id = (key: string, fallback: number): number => {
     const v = md[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= n) throw malformed(file, `metadata key ${quote(key)} is ${JSON.stringify(v)}, expected a token id below ${n}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= n) throw malformed(file, `metadata key ${quote(key)} is ${show(v)}, expected a token id below ${n}`);
     return v;
   };
   const flag = (key: string, fallback: boolean): boolean => {
     const v = md[key] ?? fallback;
-    if (typeof v !== 'boolean') throw malformed(file, `metadata key ${quote(key)} is ${JSON.stringify(v)}, expected a bool`);
+    if (typeof v !== 'boolean') throw malformed(file, `metadata key ${quote(key)} is ${show(v)}, expected a bool`);
     return v;
   };
   return {
@@ -225,7 +242,7 @@ export function readGguf(path: string): Checkpoint {
     const stubs = new Map(h.tensors.map((t) => [t.name, makeTensor(t.name, t.dtype, t.shape, new Uint8Array(0))]));
     checkTensors(path, config, stubs);
     const tensors = new Map<string, CheckpointTensor>();
-    for (const t of h.tensors) tensors.set(t.name, makeTensor(t.name, t.dtype, t.shape, src.read(t.offset, t.nbytes, `tensor ${quote(t.name)}`)));
+    for (const t of h.tensors) tensors.set(t.name, makeTensor(t.name, t.dtype, t.shape, finiteData(path, t.name, t.dtype, src.read(t.offset, t.nbytes, `tensor ${quote(t.name)}`))));
     return { file: path, format: 'gguf', config, tensors, ...(tokenizer ? { tokenizer } : {}), metadata: h.metadata };
   } finally {
     src.close();

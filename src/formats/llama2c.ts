@@ -11,12 +11,23 @@
  */
 import type { LlamaConfig } from '../dsl/llama.js';
 import type { Checkpoint, CheckpointTensor, LoadOptions } from './checkpoint.js';
-import { checkConfig, makeTensor } from './consistency.js';
+import { checkConfig, finiteData, makeTensor } from './consistency.js';
 import { Cursor, FileSource, malformed } from './file.js';
 import { join, dirname } from 'node:path';
 import { loadSideTokenizer } from './tokenizer-hook.js';
 
 const AK42 = 0x616b3432; // "ak42": the magic of llama2.c's newer export versions
+
+/**
+ * Whether `head` starts a PyTorch checkpoint: torch.save's zip ("PK\x03\x04") or a bare pickle
+ * (protocol 2 to 5). HF's pytorch_model.bin is one, and it is easy to mistake for llama2.c's .bin.
+ */
+export function isPytorch(head: Uint8Array): boolean {
+  const zip = head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
+  return zip || (head[0] === 0x80 && head[1]! >= 2 && head[1]! <= 5);
+}
+
+export const PYTORCH_HINT = 'this is a PyTorch checkpoint (torch.save zip or pickle), which kiln cannot read; convert it to safetensors (transformers save_pretrained) or GGUF (llama.cpp convert_hf_to_gguf.py) first';
 
 export async function readLlama2c(path: string, opts: LoadOptions = {}): Promise<Checkpoint> {
   const src = FileSource.open(path);
@@ -25,6 +36,7 @@ export async function readLlama2c(path: string, opts: LoadOptions = {}): Promise
   try {
     const c = new Cursor(src);
     c.ctx = 'the 7-int32 llama2.c header';
+    if (isPytorch(src.read(0, Math.min(4, src.size), 'the file header'))) throw malformed(path, `not a llama2.c checkpoint: ${PYTORCH_HINT}`);
     if (src.size >= 4 && c.u32() === AK42) throw malformed(path, 'llama2.c export versions 1 and 2 ("ak42" magic) are not supported; export with version 0 (legacy)');
     c.pos = 0;
     const [dim, hidden, nLayers, nHeads, nKvHeads, vocabRaw, seqLen] = Array.from({ length: 7 }, () => c.i32()) as [number, number, number, number, number, number, number];
@@ -61,7 +73,7 @@ export async function readLlama2c(path: string, opts: LoadOptions = {}): Promise
       }
       for (let l = 0; l < (stacked ? L : 1); l++, off += bytes) {
         const full = stacked ? `blk.${l}.${name}` : name;
-        tensors.set(full, makeTensor(full, 'f32', shape, src.read(off, bytes, `tensor '${full}'`)));
+        tensors.set(full, makeTensor(full, 'f32', shape, finiteData(path, full, 'f32', src.read(off, bytes, `tensor '${full}'`))));
       }
     }
   } finally {

@@ -12,7 +12,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { LlamaConfig } from '../dsl/llama.js';
 import type { Checkpoint, CheckpointTensor, LoadOptions, TensorDType } from './checkpoint.js';
-import { checkTensors, makeTensor } from './consistency.js';
+import { checkTensors, finiteData, makeTensor, show } from './consistency.js';
 import { byteLength } from './dtypes.js';
 import { Cursor, FileSource, malformed, quote } from './file.js';
 import { hfToKiln, kilnToHf } from './hf-names.js';
@@ -77,6 +77,20 @@ export function readSafetensorsHeader(src: FileSource): { entries: StEntry[]; me
     if (e > dataLen) throw malformed(file, `tensor ${t} ends at data byte ${e} but the file holds ${dataLen} (truncated?)`);
     entries.push({ name, dtype, shape: shape as number[], offset: dataStart + b, nbytes: want });
   }
+  // As the safetensors library requires: the data is the tensors back to back from byte 0, with
+  // no overlap, gap or trailing bytes. Anything else is a corrupt or hand-patched file.
+  const spans = entries.map((x) => ({ name: x.name, b: x.offset - dataStart, e: x.offset - dataStart + x.nbytes })).sort((x, y) => x.b - y.b || x.e - y.e);
+  let prev: { name: string; b: number; e: number } | undefined;
+  for (const sp of spans) {
+    const end = prev?.e ?? 0;
+    if (prev && sp.b < end)
+      throw malformed(file, `tensors ${quote(prev.name)} (data bytes ${prev.b}..${prev.e}) and ${quote(sp.name)} (data bytes ${sp.b}..${sp.e}) overlap`);
+    if (sp.b > end)
+      throw malformed(file, `tensor ${quote(sp.name)} starts at data byte ${sp.b}, expected ${end} (right after ${prev ? `tensor ${quote(prev.name)}` : 'the header'}; data must be contiguous)`);
+    prev = sp;
+  }
+  if ((prev?.e ?? 0) !== dataLen)
+    throw malformed(file, `the tensors' data ends at byte ${prev?.e ?? 0} but the file holds ${dataLen} bytes of data (stray bytes at the end)`);
   return { entries, metadata };
 }
 
@@ -94,22 +108,42 @@ export function hfConfig(file: string): LlamaConfig {
   if (!isObject(j)) throw malformed(file, 'config.json is not a JSON object');
   const int = (k: string, fallback?: number): number => {
     const v = j[k] ?? fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw malformed(file, `${quote(k)} is ${quote(String(JSON.stringify(v)))}, expected a positive integer`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw malformed(file, `${quote(k)} is ${show(v)}, expected a positive integer`);
     return v;
   };
   const real = (k: string, fallback: number): number => {
     const v = j[k] ?? fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw malformed(file, `${quote(k)} is ${quote(String(JSON.stringify(v)))}, expected a number`);
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw malformed(file, `${quote(k)} is ${show(v)}, expected a number`);
     return v;
   };
+  const unsupported = (k: string, what: string) => malformed(file, `${quote(k)} is ${show(j[k])}; kiln does not support ${what}`);
+  // Keys that change the maths of kiln's llama graph: refuse them rather than run another model.
+  const type = j['model_type'];
+  if (type !== undefined && type !== 'llama' && type !== 'mistral') throw unsupported('model_type', 'this architecture (kiln runs "llama" and "mistral")');
+  if (j['rope_scaling'] != null) throw unsupported('rope_scaling', 'RoPE scaling');
+  if (j['attention_bias'] === true) throw unsupported('attention_bias', 'attention biases');
+  if (j['mlp_bias'] === true) throw unsupported('mlp_bias', 'MLP biases');
   const act = j['hidden_act'];
-  if (act !== undefined && act !== 'silu') throw malformed(file, `"hidden_act" is ${quote(String(act))}; kiln's llama uses "silu"`);
+  if (act !== undefined && act !== 'silu') throw malformed(file, `"hidden_act" is ${show(act)}; kiln's llama uses "silu"`);
   const tie = j['tie_word_embeddings'] ?? false;
-  if (typeof tie !== 'boolean') throw malformed(file, `"tie_word_embeddings" is ${quote(String(JSON.stringify(tie)))}, expected a bool`);
+  if (typeof tie !== 'boolean') throw malformed(file, `"tie_word_embeddings" is ${show(tie)}, expected a bool`);
   const dim = int('hidden_size');
   const nHeads = int('num_attention_heads');
+  const nKvHeads = int('num_key_value_heads', nHeads);
+  const maxSeqLen = int('max_position_embeddings');
+  const sw = j['sliding_window'];
+  if (type === 'mistral' && sw != null && !(typeof sw === 'number' && sw >= maxSeqLen))
+    throw unsupported('sliding_window', `sliding-window attention (it would need to be at least max_position_embeddings, ${maxSeqLen})`);
+  // Checked here in HF's terms, so the message names config.json's keys, not kiln's.
+  if (dim % nHeads !== 0) throw malformed(file, `"hidden_size" (${dim}) must be divisible by "num_attention_heads" (${nHeads})`);
+  if (nHeads % nKvHeads !== 0) throw malformed(file, `"num_attention_heads" (${nHeads}) must be divisible by "num_key_value_heads" (${nKvHeads})`);
+  if ((dim / nHeads) % 2 !== 0) throw malformed(file, `"hidden_size" / "num_attention_heads" = ${dim / nHeads} is the head dim, which must be even for RoPE`);
   if (j['head_dim'] !== undefined && j['head_dim'] !== dim / nHeads)
-    throw malformed(file, `"head_dim" is ${JSON.stringify(j['head_dim'])}; kiln needs hidden_size / num_attention_heads = ${dim / nHeads}`);
+    throw malformed(file, `"head_dim" is ${show(j['head_dim'])}; kiln needs hidden_size / num_attention_heads = ${dim / nHeads}`);
+  const ropeBase = real('rope_theta', 10000);
+  if (!(ropeBase > 1)) throw malformed(file, `"rope_theta" is ${ropeBase}, expected a number above 1`);
+  const normEps = real('rms_norm_eps', 1e-6);
+  if (!(normEps > 0)) throw malformed(file, `"rms_norm_eps" is ${normEps}, expected a positive number`);
   const name = j['_name_or_path'];
   return {
     ...(typeof name === 'string' && name !== '' ? { name } : {}),
@@ -117,12 +151,12 @@ export function hfConfig(file: string): LlamaConfig {
     dim,
     nLayers: int('num_hidden_layers'),
     nHeads,
-    nKvHeads: int('num_key_value_heads', nHeads),
+    nKvHeads,
     hiddenDim: int('intermediate_size'),
-    maxSeqLen: int('max_position_embeddings'),
-    ropeBase: real('rope_theta', 10000),
+    maxSeqLen,
+    ropeBase,
     ropeLayout: 'half',
-    normEps: real('rms_norm_eps', 1e-6),
+    normEps,
     tiedEmbeddings: tie,
   };
 }
@@ -168,14 +202,18 @@ export async function readSafetensors(path: string, opts: LoadOptions = {}): Pro
       for (const w of wanted ?? []) if (!byName.has(w)) throw malformed(file, `tensor ${quote(w)} is listed in the index but not in this shard`);
       for (const e of wanted ? wanted.map((w) => byName.get(w)!) : h.entries) {
         const kiln = hfToKiln(e.name);
-        if (kiln === undefined) continue;
+        // Older transformers saved RoPE's inverse frequencies; kiln computes them from rope_theta.
+        if (kiln === undefined && /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(e.name)) continue;
+        if (kiln === undefined) throw malformed(file, `unexpected tensor ${quote(e.name)}: not a llama weight kiln uses (biases and other architectures are not supported)`);
+        // A tied model's stored lm_head is ignored by transformers too: it uses the embedding.
+        if (kiln === 'output.weight' && config.tiedEmbeddings) continue;
         if (tensors.has(kiln)) throw malformed(file, `tensor ${quote(e.name)} appears twice`);
         tensors.set(kiln, makeTensor(kiln, e.dtype, e.shape, new Uint8Array(0)));
         pending.push({ src, e, kiln });
       }
     }
     checkTensors(label, config, tensors, (n) => kilnToHf(n) ?? n);
-    for (const { src, e, kiln } of pending) tensors.set(kiln, makeTensor(kiln, e.dtype, e.shape, src.read(e.offset, e.nbytes, `tensor ${quote(e.name)}`)));
+    for (const { src, e, kiln } of pending) tensors.set(kiln, makeTensor(kiln, e.dtype, e.shape, finiteData(src.path, e.name, e.dtype, src.read(e.offset, e.nbytes, `tensor ${quote(e.name)}`))));
   } finally {
     for (const s of srcs) s.close();
   }

@@ -4,13 +4,15 @@
  * interleaved config (GGUF's, llama2.c's — the default) are permuted per head on the way out;
  * tensors for a `ropeLayout: 'half'` config are written as they are.
  */
-import { mkdirSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { KilnError } from '../../graph/errors.js';
 import type { LlamaConfig } from '../dsl/llama.js';
 import type { TensorDType } from './checkpoint.js';
 import { checkConfig } from './consistency.js';
 import { byteLength, encode } from './dtypes.js';
-import { writeAtomic } from './file.js';
+import { type FileWriter, writeFilesAtomic } from './file.js';
 import { kilnToHf, permuteRopeRows, ropeHeads } from './hf-names.js';
 
 export interface SafetensorsTensorIn {
@@ -50,7 +52,10 @@ export function hfConfigJson(config: LlamaConfig): Record<string, unknown> {
   };
 }
 
-function writeOne(path: string, entries: { hf: string; dtype: keyof typeof ST_DTYPE; shape: readonly number[]; bytes: Uint8Array }[]): void {
+type Entry = { hf: string; dtype: keyof typeof ST_DTYPE; shape: readonly number[]; bytes: Uint8Array };
+
+/** One safetensors file of `entries`, as a path and its writer. */
+function oneFile(path: string, entries: readonly Entry[]): { path: string; write: FileWriter } {
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let off = 0;
   for (const e of entries) {
@@ -62,23 +67,56 @@ function writeOne(path: string, entries: { hf: string; dtype: keyof typeof ST_DT
   const h = new TextEncoder().encode(json);
   const len = new Uint8Array(8);
   new DataView(len.buffer).setBigUint64(0, BigInt(h.length), true);
-  writeAtomic(path, (put) => {
-    put(len);
-    put(h);
-    for (const e of entries) put(e.bytes);
-  });
+  return {
+    path,
+    write: (put) => {
+      put(len);
+      put(h);
+      for (const e of entries) put(e.bytes);
+    },
+  };
+}
+
+const textFile = (path: string, text: string) => ({ path, write: (put: (c: Uint8Array) => void) => put(new TextEncoder().encode(text)) });
+
+/**
+ * Refuse to write into `dir` what would spoil or be spoilt by what is there: a config.json of
+ * another model (which we would replace, breaking that model), or a shard index we would not
+ * replace (which readers of the folder load instead of our weights).
+ */
+function checkFolder(dir: string, cfgText: string, index: string | undefined): void {
+  const d = statSync(dir, { throwIfNoEntry: false });
+  if (d === undefined) return; // a new folder: nothing in the way
+  if (!d.isDirectory()) throw new KilnError('K1016', `cannot write into '${dir}': it is a file, not a folder`);
+  const cfgPath = join(dir, 'config.json');
+  const st = statSync(cfgPath, { throwIfNoEntry: false });
+  if (st && !st.isFile()) throw new KilnError('K1016', `cannot write '${cfgPath}': it is a folder`);
+  if (st) {
+    let same = false;
+    try {
+      same = isDeepStrictEqual(JSON.parse(readFileSync(cfgPath, 'utf8')), JSON.parse(cfgText));
+    } catch {
+      /* unreadable or not JSON: not the same */
+    }
+    if (!same)
+      throw new KilnError('K1016', `'${cfgPath}' describes a different model and would be replaced, breaking it; write this model to another folder than '${dir}'`);
+  }
+  const stale = readdirSync(dir).find((f) => f.endsWith('.safetensors.index.json') && f !== index);
+  if (stale !== undefined)
+    throw new KilnError('K1016', `'${join(dir, stale)}' is in the way: it lists the shards of a checkpoint in '${dir}' that readers of the folder would load instead of this one; write this model to another folder`);
 }
 
 /**
  * Write `tensors` (kiln names) to `target`: a `.safetensors` path, or a directory that gets
- * model.safetensors (or shards and an index). config.json goes beside them.
+ * model.safetensors (or shards and an index). config.json goes beside them. Every file is
+ * written whole or none is (see writeFilesAtomic); a folder holding another model's config.json
+ * or a shard index this write would not replace is refused (K1016). Returns the paths written.
  */
-export function writeSafetensors(target: string, tensors: readonly SafetensorsTensorIn[], config: LlamaConfig, opts: SafetensorsWriteOptions = {}): void {
+export function writeSafetensors(target: string, tensors: readonly SafetensorsTensorIn[], config: LlamaConfig, opts: SafetensorsWriteOptions = {}): string[] {
   const c = checkConfig('writeSafetensors', config);
   const isFile = target.endsWith('.safetensors');
   const dir = isFile ? dirname(target) : target;
-  if (!isFile && !statSync(dir, { throwIfNoEntry: false })) mkdirSync(dir, { recursive: true });
-  const entries = tensors.map((t) => {
+  const entries: Entry[] = tensors.map((t) => {
     const hf = kilnToHf(t.name);
     if (!hf) throw new TypeError(`writeSafetensors: no Hugging Face name for tensor '${t.name}'`);
     const n = t.shape.reduce((a, b) => a * b, 1);
@@ -88,7 +126,7 @@ export function writeSafetensors(target: string, tensors: readonly SafetensorsTe
     if (heads !== undefined && c.ropeLayout === 'interleaved') bytes = permuteRopeRows(bytes, t.shape[0]!, heads, 'half');
     return { hf, dtype: t.dtype, shape: t.shape, bytes };
   });
-  const shards: (typeof entries)[] = [[]];
+  const shards: Entry[][] = [[]];
   let size = 0;
   for (const e of entries) {
     if (opts.shardBytes !== undefined && size > 0 && size + e.bytes.length > opts.shardBytes) {
@@ -98,20 +136,40 @@ export function writeSafetensors(target: string, tensors: readonly SafetensorsTe
     shards[shards.length - 1]!.push(e);
     size += e.bytes.length;
   }
-  if (shards.length === 1 && opts.shardBytes === undefined) writeOne(isFile ? target : join(dir, 'model.safetensors'), entries);
+  const files: { path: string; write: FileWriter }[] = [];
+  let index: string | undefined;
+  if (shards.length === 1 && opts.shardBytes === undefined) files.push(oneFile(isFile ? target : join(dir, 'model.safetensors'), entries));
   else {
     const stem = isFile ? basename(target, '.safetensors') : 'model';
     const pad = (i: number) => String(i).padStart(5, '0');
     const weightMap: Record<string, string> = {};
     shards.forEach((s, i) => {
       const f = `${stem}-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`;
-      writeOne(join(dir, f), s);
+      files.push(oneFile(join(dir, f), s));
       for (const e of s) weightMap[e.hf] = f;
     });
     const total = entries.reduce((a, e) => a + e.bytes.length, 0);
-    const index = JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2);
-    writeAtomic(join(dir, `${stem}.safetensors.index.json`), (put) => put(new TextEncoder().encode(index)));
+    index = `${stem}.safetensors.index.json`;
+    files.push(textFile(join(dir, index), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2)));
   }
   const cfg = JSON.stringify(hfConfigJson(config), null, 2);
-  writeAtomic(join(dir, 'config.json'), (put) => put(new TextEncoder().encode(cfg)));
+  checkFolder(dir, cfg, index);
+  files.push(textFile(join(dir, 'config.json'), cfg));
+  const made = !isFile && !statSync(dir, { throwIfNoEntry: false }) ? mkdirSync(dir, { recursive: true }) : undefined;
+  try {
+    writeFilesAtomic(files);
+  } catch (e) {
+    // The folders made above are empty again: remove them, innermost first (rmdir keeps a folder that is not).
+    if (made !== undefined)
+      for (let d = resolve(dir); ; d = dirname(d)) {
+        try {
+          rmdirSync(d);
+        } catch {
+          break;
+        }
+        if (d === resolve(made) || d === dirname(d)) break;
+      }
+    throw e;
+  }
+  return files.map((f) => f.path);
 }
