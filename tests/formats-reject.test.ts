@@ -4,7 +4,7 @@
  * use, config keys that change the maths, and the wording of metadata errors. Each input is a
  * valid file from kiln's own writers, then patched.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -260,5 +260,18 @@ describe('messages', () => {
     const pt = tmp('.pt');
     writeFileSync(pt, Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(200)]));
     await expectKiln(loadCheckpoint(pt), /\.pt: this is a PyTorch checkpoint/);
+  });
+});
+
+describe('not a checkpoint at all', () => {
+  it('an empty file, and a folder named like a GGUF or llama2.c file', async () => {
+    const empty = tmp('.gguf');
+    writeFileSync(empty, '');
+    await expectKiln(loadCheckpoint(empty), /: the file is empty$/);
+    for (const ext of ['.gguf', '.bin']) {
+      const folder = tmp(ext);
+      mkdirSync(folder);
+      await expectKiln(loadCheckpoint(folder), ext === '.gguf' ? /: is a folder, not a GGUF file$/ : /: is a folder, not a llama2.c file$/);
+    }
   });
 });

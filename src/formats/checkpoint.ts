@@ -65,7 +65,11 @@ export function detectFormat(path: string): CheckpointFormat {
   } catch (e) {
     throw malformed(path, `cannot open: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
-  if (st.isDirectory()) return 'safetensors';
+  if (st.isDirectory()) {
+    if (['.gguf', '.bin'].includes(extname(path).toLowerCase())) throw malformed(path, `is a folder, not a ${extname(path).toLowerCase() === '.gguf' ? 'GGUF' : 'llama2.c'} file`);
+    return 'safetensors';
+  }
+  if (st.size === 0) throw malformed(path, 'the file is empty');
   const head = new Uint8Array(9);
   const fd = openSync(path, 'r');
   try {
