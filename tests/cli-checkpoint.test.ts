@@ -12,6 +12,7 @@ import { exactSyntheticVocab, presetVocab } from '../src/cli/vocab.js';
 import { randomWeights } from '../src/runtime/weights.js';
 import { Tokenizer } from '../src/tokenizer/index.js';
 import { syntheticVocab } from '../src/tokenizer/synthetic.js';
+import { captureStdout } from './helpers.js';
 import { llamaVocabFromTokenizerJs } from './llama-vocab.js';
 import { disposeLlamaCpp, llamaCppGreedy } from './oracle/llama-cpp.js';
 
@@ -163,19 +164,8 @@ describe('kiln convert', () => {
 
   it('preset:NAME writes seeded random weights (std 0.1) and a vocabulary of exactly vocabSize tokens', async () => {
     const out = join(tmp, 'tiny.gguf');
-    const printed: string[] = [];
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((s: string, cb?: () => void) => {
-      printed.push(s);
-      cb?.();
-      return true;
-    }) as typeof process.stdout.write;
-    try {
-      await convertCommand('preset:tiny', out, { seed: 3 });
-    } finally {
-      process.stdout.write = write;
-    }
-    expect(printed.join('')).toMatch(/^kiln: wrote .*tiny\.gguf \(gguf\) from preset:tiny \(random weights, seed 3, std 0\.1\): 21 tensors/);
+    const printed = await captureStdout(() => convertCommand('preset:tiny', out, { seed: 3 }));
+    expect(printed).toMatch(/^kiln: wrote .*tiny\.gguf \(gguf\) from preset:tiny \(random weights, seed 3, std 0\.1\): 21 tensors/);
     const ck = await loadCheckpoint(out);
     expect(ck.tokenizer!.tokens).toHaveLength(64);
     const w = randomWeights(llama(PRESETS['tiny']!).build(), 3, 0.1);

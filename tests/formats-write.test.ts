@@ -10,6 +10,7 @@ import { loadCheckpoint } from '../src/formats/checkpoint.js';
 import { writeFilesAtomic } from '../src/formats/file.js';
 import { writeSafetensors } from '../src/formats/safetensors-write.js';
 import { seededTensors } from './formats-helpers.js';
+import { captureStdout } from './helpers.js';
 
 /**
  * Writing checkpoints whole or not at all, without spoiling what is already in the folder:
@@ -66,19 +67,8 @@ describe('config.json beside safetensors', () => {
 
   it('kiln convert lists config.json among the files it wrote', async () => {
     const out = join(fresh(), 'model.safetensors');
-    const printed: string[] = [];
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((s: string, cb?: () => void) => {
-      printed.push(s);
-      cb?.();
-      return true;
-    }) as typeof process.stdout.write;
-    try {
-      await convertCommand('preset:tiny', out, {});
-    } finally {
-      process.stdout.write = write;
-    }
-    expect(printed.join('')).toContain(`files: ${out}, ${join(resolve(out, '..'), 'config.json')}`);
+    const printed = await captureStdout(() => convertCommand('preset:tiny', out, {}));
+    expect(printed).toContain(`files: ${out}, ${join(resolve(out, '..'), 'config.json')}`);
   });
 });
 
