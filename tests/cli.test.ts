@@ -212,7 +212,7 @@ describe('kiln run, logits, compile --out, fuzz', () => {
     expect(gpu.stderr).toContain('error K1016: --profile times the js and wasm backends');
   });
 
-  it('usage mistakes: one line, exit 2, and no folder left behind', () => {
+  it('usage mistakes: one line, exit 2, and no folder left behind; a flag another backend takes is named', () => {
     const out = join(tmp, 'never');
     const r = sh(
       [
@@ -222,9 +222,11 @@ describe('kiln run, logits, compile --out, fuzz', () => {
         `node "$KILN" compile preset:tiny --dump-after nope --out ${out}; echo "rc=$?"`,
         'node "$KILN" compile preset:tiny --out README.md/x; echo "rc=$?"',
         'node "$KILN" dump preset:tiny --out README.md/x.txt; echo "rc=$?"',
+        'node "$KILN" run preset:tiny --tokens 1 --max-tokens 1 --threads 2; echo "rc=$?"',
       ].join('; '),
     );
-    expect(r.stdout.split('\n').filter((l) => l.startsWith('rc='))).toEqual(['rc=2', 'rc=2', 'rc=2', 'rc=2', 'rc=2', 'rc=2']);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('rc='))).toEqual(['rc=2', 'rc=2', 'rc=2', 'rc=2', 'rc=2', 'rc=2', 'rc=0']);
+    expect(r.stderr).toContain('kiln: --threads applies to the wasm backend; js ignores it\n');
     expect(r.stderr).toContain('error K1016: give a prompt: as text (--prompt "...") or as token ids (--tokens 1,2,3)\n');
     expect(r.stderr).toContain('error K1016: --top-p must be in (0, 1], got 2\n');
     expect(r.stderr).toContain('error K1016: --backends: name at least one backend');

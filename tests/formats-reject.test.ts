@@ -13,6 +13,7 @@ import type { LlamaConfig } from '../src/dsl/llama.js';
 import { loadCheckpoint, type TensorDType } from '../src/formats/checkpoint.js';
 import { llamaGgufMetadata, typed, writeGguf } from '../src/formats/gguf-write.js';
 import { writeSafetensors } from '../src/formats/safetensors-write.js';
+import { exactSyntheticVocab } from '../src/cli/vocab.js';
 import { type NamedTensor, seededTensors, writeLlama2c } from './formats-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-reject-'));
@@ -273,5 +274,13 @@ describe('not a checkpoint at all', () => {
       mkdirSync(folder);
       await expectKiln(loadCheckpoint(folder), ext === '.gguf' ? /: is a folder, not a GGUF file$/ : /: is a folder, not a llama2.c file$/);
     }
+  });
+});
+
+describe('two counts of the vocabulary', () => {
+  it('GGUF: llama.vocab_size that disagrees with the token list is refused', async () => {
+    const md = { ...llamaGgufMetadata(CFG, exactSyntheticVocab(CFG.vocabSize)), 'llama.vocab_size': typed('u32', CFG.vocabSize + 1) };
+    await expectKiln(loadCheckpoint(gguf(md)), /metadata key "llama\.vocab_size" is 41, but tokenizer\.ggml\.tokens lists 40 tokens$/);
+    await loadCheckpoint(gguf(llamaGgufMetadata(CFG, exactSyntheticVocab(CFG.vocabSize))));
   });
 });

@@ -58,10 +58,15 @@ export function buildProgram(): Command {
     .showHelpAfterError('(add --help for usage)')
     // --threads reaches the wasm backend wherever a command creates it (src/cli/backends.ts).
     .hook('preAction', (_, action) => {
-      const threads = action.opts()['threads'] as number | undefined;
+      const opts = action.opts();
+      const threads = opts['threads'] as number | undefined;
       if (threads !== undefined) process.env['KILN_THREADS'] = String(threads);
-      const device = action.opts()['device'] as string | undefined;
+      const device = opts['device'] as string | undefined;
       if (device !== undefined) process.env['KILN_GPU_DEVICE'] = device;
+      // a flag for a backend the command does not use would otherwise be dropped in silence
+      const chosen = String(opts['backends'] ?? opts['backend'] ?? '').split(',').map((x) => x.trim());
+      for (const [flag, given, backend] of [['--threads', threads, 'wasm'], ['--device', device, 'gpu']] as const)
+        if (given !== undefined && !chosen.includes(backend)) process.stderr.write(`kiln: ${flag} applies to the ${backend} backend; ${chosen.join(', ') || 'this command'} ignores it\n`);
     });
 
   program

@@ -163,6 +163,9 @@ export function ggufConfig(file: string, md: Record<string, unknown>, tensorShap
   const tokens = md['tokenizer.ggml.tokens'];
   const embd = tensorShapes.get('token_embd.weight');
   const vocabSize = Array.isArray(tokens) ? tokens.length : md['llama.vocab_size'] !== undefined ? num(file, md, 'llama.vocab_size') : embd?.[0];
+  // two counts of the vocabulary that disagree: one of them is wrong, and the file cannot say which
+  if (Array.isArray(tokens) && md['llama.vocab_size'] !== undefined && num(file, md, 'llama.vocab_size') !== tokens.length)
+    throw malformed(file, `metadata key "llama.vocab_size" is ${num(file, md, 'llama.vocab_size')}, but tokenizer.ggml.tokens lists ${tokens.length} tokens`);
   if (vocabSize === undefined) throw malformed(file, 'no vocabulary size: no tokenizer.ggml.tokens, llama.vocab_size or token_embd.weight');
   if (dim % nHeads !== 0)
     throw malformed(file, `metadata key "llama.embedding_length" (${dim}) must be divisible by "llama.attention.head_count" (${nHeads})`);
