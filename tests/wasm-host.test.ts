@@ -6,9 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import type { HostArray } from '../backends/backend.js';
 import { randomBindings } from '../backends/conformance.js';
+import { causalRows } from '../backends/wasm/causal-rows.js';
 import { checkManifest, loadWasm } from '../backends/wasm/host.js';
 import { createWasmBackend, isWasmExecutable } from '../backends/wasm/index.js';
 import { GraphBuilder } from '../graph/builder.js';
+import { dimToString } from '../graph/dim.js';
 import { KilnError } from '../graph/errors.js';
 import { runPipeline } from '../passes/manager.js';
 import { PIPELINE } from '../passes/pipeline.js';
@@ -63,5 +65,25 @@ describe('wasm host from a manifest', () => {
     })();
     expect(err).toBeInstanceOf(KilnError);
     expect((err as KilnError).code).toBe('K1014');
+  });
+});
+
+describe('scores a causal softmax reads in part (causal-rows.ts)', () => {
+  const { graph } = runPipeline(presetModel('tiny').build(), PIPELINE, { lastLogitsOnly: true });
+  const outputs = new Set(graph.outputs.map((o) => o.value));
+  const ropeQks = graph.nodes.filter((n) => n.op === 'fused' && n.attrs['pattern'] === 'rope_qk');
+
+  it('finds every layer’s rope_qk, with the softmax block’s rows (seq) and the mask’s offset (pos)', () => {
+    const found = causalRows(graph.nodes, outputs);
+    expect(ropeQks).toHaveLength(2);
+    expect([...found.keys()].sort()).toEqual(ropeQks.map((n) => n.id).sort());
+    for (const r of found.values()) expect([dimToString(r.rows), dimToString(r.offset)]).toEqual(['seq', 'pos']);
+  });
+
+  it('not when the scores are read elsewhere too, or are an output', () => {
+    const first = ropeQks[0]!;
+    const extra = { ...first, id: 10_000, op: 'reshape' as const, inputs: [first.id], attrs: { shape: [...first.type.shape] } };
+    expect(causalRows([...graph.nodes, extra], outputs).has(first.id)).toBe(false);
+    expect(causalRows(graph.nodes, new Set([...outputs, first.id])).has(first.id)).toBe(false);
   });
 });

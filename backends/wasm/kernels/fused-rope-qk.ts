@@ -86,13 +86,16 @@ export const ropeQkKernel: WasmKernel = (c) => {
       ]),
     ]);
   const GS = () => m.i32.mul(I(G), S());
+  // rows a causal softmax reads in part: mm_nt leaves the columns it never reads (causal-rows.ts)
+  const cr = c.causalRows;
+  const causal = () => (cr ? [c.dim(cr.rows), c.dim(cr.offset)] : [I(0), I(0)]);
   const outOf = (k: Expr) => m.i32.add(c.out(), bytes(m.i32.mul(m.i32.mul(k, I(G)), m.i32.mul(S(), T()))));
   if (!form.k.rope) {
     // Keys that come rotated (the cache) are read in place, Hkv·D floats apart. Every query row
     // is rotated first, into scratch row (kv·G + j)·S + s; few rows per kv head (a decode step)
     // walk the cache row by row (mm_kvt), more take mm_nt's tiles head by head.
     const qAt = (k: Expr) => rowAt(c.scratch(), m.i32.mul(k, GS()));
-    const perHead = f.for(kv!, I(0), () => I(Hkv), 1, [m.call(mm, [qAt(g(kv!)), rowAt(c.in(form.k.arg), g(kv!)), outOf(g(kv!)), GS(), T(), I(D), I(Hkv * D)], b.none)]);
+    const perHead = f.for(kv!, I(0), () => I(Hkv), 1, [m.call(mm, [qAt(g(kv!)), rowAt(c.in(form.k.arg), g(kv!)), outOf(g(kv!)), GS(), T(), I(D), I(Hkv * D), ...causal()], b.none)]);
     const rotate = f.for(kv!, I(0), () => I(Hkv), 1, [rotateQ((jj, ss) => rowAt(qAt(g(kv!)), m.i32.add(m.i32.mul(jj, S()), ss)))]);
     if (D % 4 !== 0) return [rotate, perHead];
     const kvt = c.helper('mm_kvt', () => buildKvScores(c, 'mm_kvt'));
@@ -110,7 +113,7 @@ export const ropeQkKernel: WasmKernel = (c) => {
       ]),
       // the group's query rows into scratch rows j·S + s after the keys
       rotateQ((jj, ss) => rowAt(qRows(), m.i32.add(m.i32.mul(jj, S()), ss))),
-      m.call(mm, [qRows(), c.scratch(), outOf(g(kv!)), GS(), T(), I(D), I(D)], b.none),
+      m.call(mm, [qRows(), c.scratch(), outOf(g(kv!)), GS(), T(), I(D), I(D), ...causal()], b.none),
     ]),
   ];
 };

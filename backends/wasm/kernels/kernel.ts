@@ -6,6 +6,7 @@
 import type { Dim } from '../../../graph/dim.js';
 import type { Node } from '../../../graph/graph.js';
 import type { TensorType } from '../../../graph/types.js';
+import type { CausalRows } from '../causal-rows.js';
 import type { Binaryen, Expr, Fn, Mod } from '../fn.js';
 
 /** Run-time failures the module reports through its `fail` import (the host builds the KilnError). */
@@ -28,6 +29,8 @@ export interface WasmCtx {
    * the bytes of its operand [T, H, E], and element [h, t, e] is at (t·H + h)·E + e.
    */
   swapped(i: number): boolean;
+  /** Set where a causal softmax reads this node's rows only in part (causal-rows.ts). */
+  readonly causalRows: CausalRows | undefined;
   /** Byte address of the scratch area the host reserves for kernels that need one (rope_qk). */
   scratch(): Expr;
   /** Byte address of the cos/sin table of (base, D): f64 (cos, sin) pairs [p][i] (rope-table.ts). */

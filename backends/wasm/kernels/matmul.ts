@@ -7,7 +7,8 @@
  *    which reads several panels side by side (MV_STREAMS); an odd last row runs a 1×16 tile.
  *    Panels [p0, p1) only, so that threads can split the columns.
  *  - mm_nn: b [K, N] row-major (attention's probabilities · V): 4×8 outer-product tiles.
- *  - mm_nt: b [N, K] not packed (attention scores): 2×4 dot-product tiles, four k at a time.
+ *  - mm_nt: b [N, K] not packed (attention scores): 2×4 dot-product tiles, four k at a time; given
+ *    a causal block (CS rows, offset OFF) it leaves the columns a causal softmax never reads.
  *  - mm_kvt, mm_kvn: scores and p·v for up to KV_ROWS_MAX rows per head (a decode step) over the
  *    KV cache read in place, walking the cache row by row.
  * mm_nn and mm_nt take b's row stride, so that b may be the cache read in place through a head
@@ -278,11 +279,23 @@ function buildNtDot(c: WasmCtx, name: string): void {
 export function buildMatmulNT(c: WasmCtx, name: string): void {
   const { b, m } = c;
   const dot = c.helper('mm_nt_dot', () => buildNtDot(c, 'mm_nt_dot'));
-  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
-  const [A, B, OUT, M, N, K, LDB] = [0, 1, 2, 3, 4, 5, 6];
+  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
+  const [A, B, OUT, M, N, K, LDB, CS, OFF] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const I = (v: number) => m.i32.const(v);
   const i32 = () => f.local(b.i32);
-  const [row, n, q, ap, bp, mT, nT] = [i32(), i32(), i32(), i32(), i32(), i32(), i32()];
+  const [row, n, q, ap, bp, mT, nT, nE] = [i32(), i32(), i32(), i32(), i32(), i32(), i32(), i32()];
+  // CS > 0: a causal softmax reads row r only up to column (r mod CS) + OFF; the tiles stop at the
+  // last column either row of a pair needs (rounded up to the tile), the rest is never read.
+  const keep = (r: Expr) => m.i32.add(m.i32.rem_u(r, f.get(CS)), m.i32.add(f.get(OFF), I(1)));
+  const limit = (rows: 1 | 2) => {
+    // the pair's second row keeps one column more, unless it starts the next block
+    const lim = rows === 1 ? keep(f.get(row)) : m.select(m.i32.eqz(m.i32.rem_u(m.i32.add(f.get(row), I(1)), f.get(CS))), keep(f.get(row)), keep(m.i32.add(f.get(row), I(1))));
+    return m.if(
+      m.i32.eqz(f.get(CS)),
+      f.set(nE, f.get(nT)),
+      m.block(null, [f.set(nE, m.i32.and(m.i32.add(lim, I(3)), I(~3))), m.if(m.i32.gt_s(f.get(nE), f.get(nT)), f.set(nE, f.get(nT)))]),
+    );
+  };
   const acc = Array.from({ length: 8 }, () => f.local(b.v128));
   const av = [f.local(b.v128), f.local(b.v128)];
   const bv = Array.from({ length: 4 }, () => f.local(b.v128));
@@ -320,8 +333,8 @@ export function buildMatmulNT(c: WasmCtx, name: string): void {
       m.block(null, [
         f.set(mT, m.i32.and(f.get(M), I(~1))),
         f.set(nT, m.i32.and(f.get(N), I(~3))),
-        f.for(row, I(0), f.at(mT), 2, [f.for(n, I(0), f.at(nT), 4, tile(2))]),
-        m.if(m.i32.lt_s(f.get(mT), f.get(M)), m.block(null, [f.set(row, f.get(mT)), f.for(n, I(0), f.at(nT), 4, tile(1))])),
+        f.for(row, I(0), f.at(mT), 2, [limit(2), f.for(n, I(0), f.at(nE), 4, tile(2))]),
+        m.if(m.i32.lt_s(f.get(mT), f.get(M)), m.block(null, [f.set(row, f.get(mT)), limit(1), f.for(n, I(0), f.at(nE), 4, tile(1))])),
         call(I(0), f.get(M), f.get(nT), f.get(N)),
       ]),
     ),
@@ -347,7 +360,7 @@ export const matmulKernel: WasmKernel = (c) => {
   const swapped = c.swapped(1);
   const inner = () => c.dim(tb.shape[2]!);
   const ldb = swapped ? () => m.i32.mul(c.dim(tb.shape[0]!), inner()) : () => c.dim(tb.shape.at(-1)!);
-  const call = (a: Expr, bq: Expr, o: Expr, M: Expr) => m.call(fn, [a, bq, o, M, c.dim(Nd), c.dim(Kd), ldb()], c.b.none);
+  const call = (a: Expr, bq: Expr, o: Expr, M: Expr) => m.call(fn, [a, bq, o, M, c.dim(Nd), c.dim(Kd), ldb(), ...(transB ? [m.i32.const(0), m.i32.const(0)] : [])], c.b.none);
   if (bb.length === 0 && ab.length === ob.length && ab.every((d, i) => dimEq(d, ob[i]!))) return [call(c.in(0), c.in(1), c.out(), c.numel(ta.shape.slice(0, -1)))];
   const mk = () => m.i32.mul(c.dim(Md), c.dim(Kd));
   const kn = swapped ? inner : () => m.i32.mul(c.dim(Kd), c.dim(Nd));
