@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { HostArray } from '../backends/backend.js';
 import { randomBindings } from '../backends/conformance.js';
-import { causalRows } from '../backends/wasm/causal-rows.js';
+import { causalRows, causalZeros } from '../backends/wasm/causal-rows.js';
 import { checkManifest, loadWasm } from '../backends/wasm/host.js';
 import { createWasmBackend, isWasmExecutable } from '../backends/wasm/index.js';
 import { GraphBuilder } from '../graph/builder.js';
@@ -77,6 +77,14 @@ describe('scores a causal softmax reads in part (causal-rows.ts)', () => {
     const found = causalRows(graph.nodes, outputs);
     expect(ropeQks).toHaveLength(2);
     expect([...found.keys()].sort()).toEqual(ropeQks.map((n) => n.id).sort());
+    for (const r of found.values()) expect([dimToString(r.rows), dimToString(r.offset)]).toEqual(['seq', 'pos']);
+  });
+
+  it('finds every layer’s probabilities · V matmul, whose a holds zeros after each row’s kept columns', () => {
+    const found = causalZeros(graph.nodes);
+    const pv = graph.nodes.filter((n) => n.op === 'matmul' && n.attrs['transB'] !== true && found.has(n.id));
+    expect(pv).toHaveLength(2);
+    expect(found.size).toBe(2);
     for (const r of found.values()) expect([dimToString(r.rows), dimToString(r.offset)]).toEqual(['seq', 'pos']);
   });
 

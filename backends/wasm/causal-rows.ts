@@ -17,6 +17,26 @@ export interface CausalRows {
   readonly offset: Dim;
 }
 
+/**
+ * Matmuls whose a operand is a causal softmax's output (through reshapes that keep the last
+ * axis): row r holds zeros after column (r mod rows) + offset, which the wasm kernel writes, so
+ * mm_nn may stop each row's sum there (a + 0·v is a, for finite v).
+ */
+export function causalZeros(nodes: readonly Node[]): Map<number, CausalRows> {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const found = new Map<number, CausalRows>();
+  for (const mm of nodes) {
+    if (mm.op !== 'matmul' || mm.attrs['transB'] === true) continue;
+    let x = byId.get(mm.inputs[0]!);
+    while (x?.op === 'reshape' && dimEq(x.type.shape.at(-1)!, byId.get(x.inputs[0]!)?.type.shape.at(-1) ?? -1)) x = byId.get(x.inputs[0]!);
+    if (x?.op !== 'fused' || x.attrs['pattern'] !== 'causal_softmax') continue;
+    const form = causalSoftmaxForm(x.attrs['body'] as FusedBody);
+    const rows = x.type.shape.at(-2);
+    if (form && rows !== undefined) found.set(mm.id, { rows, offset: form.offset });
+  }
+  return found;
+}
+
 export function causalRows(nodes: readonly Node[], outputs: ReadonlySet<number>): Map<number, CausalRows> {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const readers = new Map<number, number[]>();

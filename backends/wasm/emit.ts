@@ -20,7 +20,7 @@ import type { CompileOptions } from '../backend.js';
 import { Fn, type Binaryen, type Expr, type Mod } from './fn.js';
 import { FUSED_KERNELS, KERNELS } from './kernels/index.js';
 import type { WasmCtx } from './kernels/kernel.js';
-import { type CausalRows, causalRows } from './causal-rows.js';
+import { type CausalRows, causalRows, causalZeros } from './causal-rows.js';
 import { ropeKey } from './rope-table.js';
 import { type MemoryPlanLike, readPlan, rootOf } from '../plan.js';
 import { BACKEND, expand, layout, type Layout } from './layout.js';
@@ -92,6 +92,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const original = new Set(g.nodes.map((n) => n.id));
   const causal = opts.debugValues ? new Map<number, CausalRows>() : causalRows(nodes, new Set(g.outputs.map((o) => o.value)));
+  const zeros = opts.debugValues ? new Map<number, CausalRows>() : causalZeros(nodes);
 
   const m = new b.Module();
   const shared = opts.threads > 1;
@@ -173,6 +174,7 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
       packed: (i) => lay.packedUse.has(`${n.id}:${i}`),
       swapped: (i) => lay.swaps.has(n.inputs[i]!),
       causalRows: causal.get(n.id),
+      causalZeros: zeros.get(n.id),
       scratch: () => {
         if (lay.scratch === undefined) throw new Error('wasm backend: a kernel asked for scratch the layout did not reserve');
         return m.i32.load(0, 4, m.i32.const(lay.scratch.slot * 4));

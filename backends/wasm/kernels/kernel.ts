@@ -31,6 +31,8 @@ export interface WasmCtx {
   swapped(i: number): boolean;
   /** Set where a causal softmax reads this node's rows only in part (causal-rows.ts). */
   readonly causalRows: CausalRows | undefined;
+  /** Set where operand 0 is a causal softmax's output: zeros after each row's kept columns. */
+  readonly causalZeros: CausalRows | undefined;
   /** Byte address of the scratch area the host reserves for kernels that need one (rope_qk). */
   scratch(): Expr;
   /** Byte address of the cos/sin table of (base, D): f64 (cos, sin) pairs [p][i] (rope-table.ts). */

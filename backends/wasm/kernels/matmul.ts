@@ -6,7 +6,8 @@
  *    tile (8 f32x4 accumulators) for pairs of rows; one row alone (decode's matvec) goes to mv_pk,
  *    which reads several panels side by side (MV_STREAMS); an odd last row runs a 1×16 tile.
  *    Panels [p0, p1) only, so that threads can split the columns.
- *  - mm_nn: b [K, N] row-major (attention's probabilities · V): 4×8 outer-product tiles.
+ *  - mm_nn: b [K, N] row-major (attention's probabilities · V): 4×8 outer-product tiles; given
+ *    a causal softmax's output as a (CS rows, offset OFF), each row group's sum stops at its zeros.
  *  - mm_nt: b [N, K] not packed (attention scores): 2×4 dot-product tiles, four k at a time; given
  *    a causal block (CS rows, offset OFF) it leaves the columns a causal softmax never reads.
  *  - mm_kvt, mm_kvn: scores and p·v for up to KV_ROWS_MAX rows per head (a decode step) over the
@@ -30,6 +31,15 @@ function store16(c: WasmCtx, f: Fn, out: number, row: Expr, n: number, N: number
     [0, 1, 2, 3].map((l) => m.if(m.i32.lt_s(m.i32.add(f.get(n), m.i32.const(4 * i + l)), f.get(N)), m.f32.store(16 * i + 4 * l, 4, f.get(rowB), m.f32x4.extract_lane(f.get(a), l)))),
   );
   return m.block(null, [f.set(rowB, base()), m.if(m.i32.le_s(m.i32.add(f.get(n), m.i32.const(16)), f.get(N)), m.block(null, full), m.block(null, lanes))]);
+}
+
+/**
+ * How many columns row r of a causal block keeps: (r mod CS) + OFF + 1, from the locals CS (rows
+ * per block, > 0) and OFF (the mask's offset): mm_nt stops scores there, mm_nn sums.
+ */
+function causalKeep(c: WasmCtx, f: Fn, CS: number, OFF: number): (r: Expr) => Expr {
+  const { m } = c;
+  return (r) => m.i32.add(m.i32.rem_u(r, f.get(CS)), m.i32.add(f.get(OFF), m.i32.const(1)));
 }
 
 /**
@@ -186,11 +196,24 @@ function buildNnEdge(c: WasmCtx, name: string): void {
 export function buildMatmulNN(c: WasmCtx, name: string): void {
   const { b, m } = c;
   const edge = c.helper('mm_nn_edge', () => buildNnEdge(c, 'mm_nn_edge'));
-  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
-  const [A, B, OUT, M, N, K, LDB] = [0, 1, 2, 3, 4, 5, 6];
+  const f = new Fn(b, m, [b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32, b.i32]);
+  const [A, B, OUT, M, N, K, LDB, CS, OFF] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const I = (v: number) => m.i32.const(v);
   const i32 = () => f.local(b.i32);
-  const [row, n, k, ap, bp, mT, nT] = [i32(), i32(), i32(), i32(), i32(), i32(), i32()];
+  const [row, n, k, ap, bp, mT, nT, kE, t] = [i32(), i32(), i32(), i32(), i32(), i32(), i32(), i32(), i32()];
+  // CS > 0: a is a causal softmax's output, row r zero after column (r mod CS) + OFF: the sums
+  // of a group of rows stop at the last column any of them keeps.
+  const keep = causalKeep(c, f, CS, OFF);
+  const limit = (rows: number) =>
+    m.if(
+      m.i32.eqz(f.get(CS)),
+      f.set(kE, f.get(K)),
+      m.block(null, [
+        f.set(kE, keep(f.get(row))),
+        ...Array.from({ length: rows - 1 }, (_, i) => [f.set(t, keep(m.i32.add(f.get(row), I(i + 1)))), m.if(m.i32.gt_s(f.get(t), f.get(kE)), f.set(kE, f.get(t)))]).flat(),
+        m.if(m.i32.gt_s(f.get(kE), f.get(K)), f.set(kE, f.get(K))),
+      ]),
+    );
   const acc = Array.from({ length: 8 }, () => f.local(b.v128));
   const sv = Array.from({ length: 4 }, () => f.local(b.v128));
   const bv = [f.local(b.v128), f.local(b.v128)];
@@ -201,7 +224,7 @@ export function buildMatmulNN(c: WasmCtx, name: string): void {
     ...acc.map((a) => f.set(a, m.v128.const(new Array(16).fill(0)))),
     f.set(ap, m.i32.add(f.get(A), m.i32.mul(f.get(row), K4()))),
     f.set(bp, m.i32.add(f.get(B), m.i32.shl(f.get(n), I(2)))),
-    f.for(k, I(0), f.at(K), 1, [
+    f.for(k, I(0), f.at(kE), 1, [
       f.set(bv[0]!, m.v128.load(0, 4, f.get(bp))),
       f.set(bv[1]!, m.v128.load(16, 4, f.get(bp))),
       ...sv.map((v, i) => f.set(v, m.v128.load32_splat(0, 4, m.i32.add(f.get(ap), m.i32.mul(I(i), K4()))))),
@@ -218,7 +241,7 @@ export function buildMatmulNN(c: WasmCtx, name: string): void {
     ...acc.slice(0, 4).map((a) => f.set(a, m.v128.const(new Array(16).fill(0)))),
     f.set(ap, m.i32.add(f.get(A), m.i32.mul(f.get(row), K4()))),
     f.set(bp, m.i32.add(f.get(B), m.i32.shl(f.get(n), I(2)))),
-    f.for(k, I(0), f.at(K), 1, [
+    f.for(k, I(0), f.at(kE), 1, [
       f.set(sv[0]!, m.v128.load32_splat(0, 4, f.get(ap))),
       ...wide.map((w, j) => f.set(w, m.v128.load(16 * j, 4, f.get(bp)))),
       ...wide.map((w, j) => f.set(acc[j]!, c.madd(f.get(sv[0]!), f.get(w), f.get(acc[j]!)))),
@@ -231,10 +254,10 @@ export function buildMatmulNN(c: WasmCtx, name: string): void {
   f.finish(name, b.none, [
     f.set(mT, m.i32.and(f.get(M), I(~3))),
     f.set(nT, m.i32.and(f.get(N), I(~7))),
-    f.for(row, I(0), f.at(mT), 4, [f.for(n, I(0), f.at(nT), 8, tile)]),
+    f.for(row, I(0), f.at(mT), 4, [limit(4), f.for(n, I(0), f.at(nT), 8, tile)]),
     call(I(0), f.get(mT), f.get(nT), f.get(N)),
     f.set(nT, m.i32.and(f.get(N), I(~15))),
-    f.for(row, f.get(mT), f.at(M), 1, [f.for(n, I(0), f.at(nT), 16, row16)]),
+    f.for(row, f.get(mT), f.at(M), 1, [limit(1), f.for(n, I(0), f.at(nT), 16, row16)]),
     call(f.get(mT), f.get(M), f.get(nT), f.get(N)),
   ]);
 }
@@ -286,7 +309,7 @@ export function buildMatmulNT(c: WasmCtx, name: string): void {
   const [row, n, q, ap, bp, mT, nT, nE] = [i32(), i32(), i32(), i32(), i32(), i32(), i32(), i32()];
   // CS > 0: a causal softmax reads row r only up to column (r mod CS) + OFF; the tiles stop at the
   // last column either row of a pair needs (rounded up to the tile), the rest is never read.
-  const keep = (r: Expr) => m.i32.add(m.i32.rem_u(r, f.get(CS)), m.i32.add(f.get(OFF), I(1)));
+  const keep = causalKeep(c, f, CS, OFF);
   const limit = (rows: 1 | 2) => {
     // the pair's second row keeps one column more, unless it starts the next block
     const lim = rows === 1 ? keep(f.get(row)) : m.select(m.i32.eqz(m.i32.rem_u(m.i32.add(f.get(row), I(1)), f.get(CS))), keep(f.get(row)), keep(m.i32.add(f.get(row), I(1))));
@@ -360,7 +383,9 @@ export const matmulKernel: WasmKernel = (c) => {
   const swapped = c.swapped(1);
   const inner = () => c.dim(tb.shape[2]!);
   const ldb = swapped ? () => m.i32.mul(c.dim(tb.shape[0]!), inner()) : () => c.dim(tb.shape.at(-1)!);
-  const call = (a: Expr, bq: Expr, o: Expr, M: Expr) => m.call(fn, [a, bq, o, M, c.dim(Nd), c.dim(Kd), ldb(), ...(transB ? [m.i32.const(0), m.i32.const(0)] : [])], c.b.none);
+  const cz = c.causalZeros;
+  const causal = () => (!transB && cz ? [c.dim(cz.rows), c.dim(cz.offset)] : [m.i32.const(0), m.i32.const(0)]);
+  const call = (a: Expr, bq: Expr, o: Expr, M: Expr) => m.call(fn, [a, bq, o, M, c.dim(Nd), c.dim(Kd), ldb(), ...causal()], c.b.none);
   if (bb.length === 0 && ab.length === ob.length && ab.every((d, i) => dimEq(d, ob[i]!))) return [call(c.in(0), c.in(1), c.out(), c.numel(ta.shape.slice(0, -1)))];
   const mk = () => m.i32.mul(c.dim(Md), c.dim(Kd));
   const kn = swapped ? inner : () => m.i32.mul(c.dim(Kd), c.dim(Nd));
