@@ -10,6 +10,18 @@ import type { Node } from '../../graph/graph.js';
 import type { FusedBody } from '../../graph/ops.js';
 import { causalSoftmaxForm } from '../js/kernels/fused-causal-softmax.js';
 
+/**
+ * Back from `x` through reshapes that keep the last axis (and, with `ok`, are read only by the
+ * node after them): the node reached, and its reader on the way.
+ */
+function throughReshapes(byId: ReadonlyMap<number, Node>, x: Node | undefined, reader = -1, ok: (id: number, reader: number) => boolean = () => true): { node: Node | undefined; reader: number } {
+  while (x?.op === 'reshape' && ok(x.id, reader) && dimEq(x.type.shape.at(-1)!, byId.get(x.inputs[0]!)?.type.shape.at(-1) ?? -1)) {
+    reader = x.id;
+    x = byId.get(x.inputs[0]!);
+  }
+  return { node: x, reader };
+}
+
 export interface CausalRows {
   /** Rows per block of the softmax's input ([…, rows, T]): a score row's place in its block is r mod rows. */
   readonly rows: Dim;
@@ -27,8 +39,7 @@ export function causalZeros(nodes: readonly Node[]): Map<number, CausalRows> {
   const found = new Map<number, CausalRows>();
   for (const mm of nodes) {
     if (mm.op !== 'matmul' || mm.attrs['transB'] === true) continue;
-    let x = byId.get(mm.inputs[0]!);
-    while (x?.op === 'reshape' && dimEq(x.type.shape.at(-1)!, byId.get(x.inputs[0]!)?.type.shape.at(-1) ?? -1)) x = byId.get(x.inputs[0]!);
+    const x = throughReshapes(byId, byId.get(mm.inputs[0]!)).node;
     if (x?.op !== 'fused' || x.attrs['pattern'] !== 'causal_softmax') continue;
     const form = causalSoftmaxForm(x.attrs['body'] as FusedBody);
     const rows = x.type.shape.at(-2);
@@ -47,14 +58,10 @@ export function causalRows(nodes: readonly Node[], outputs: ReadonlySet<number>)
     if (sm.op !== 'fused' || sm.attrs['pattern'] !== 'causal_softmax') continue;
     const form = causalSoftmaxForm(sm.attrs['body'] as FusedBody);
     if (!form) continue;
-    let reader = sm.id;
-    let x = byId.get(sm.inputs[form.x]!);
-    const [rows, T] = [x?.type.shape.at(-2), x?.type.shape.at(-1)];
+    const start = byId.get(sm.inputs[form.x]!);
+    const [rows, T] = [start?.type.shape.at(-2), start?.type.shape.at(-1)];
     if (rows === undefined || T === undefined) continue;
-    while (x?.op === 'reshape' && onlyReader(x.id, reader) && dimEq(x.type.shape.at(-1)!, byId.get(x.inputs[0]!)?.type.shape.at(-1) ?? -1)) {
-      reader = x.id;
-      x = byId.get(x.inputs[0]!);
-    }
+    const { node: x, reader } = throughReshapes(byId, start, sm.id, onlyReader);
     if (x?.op === 'fused' && x.attrs['pattern'] === 'rope_qk' && onlyReader(x.id, reader) && dimEq(x.type.shape.at(-1)!, T)) found.set(x.id, { rows, offset: form.offset });
   }
   return found;

@@ -16,7 +16,7 @@ import type { FusedBody } from '../../../graph/ops.js';
 import { ropeQkForm } from '../../js/kernels/fused-rope-qk.js';
 import { Fn, type Expr } from '../fn.js';
 import type { WasmCtx, WasmKernel } from './kernel.js';
-import { KV_ROWS_MAX, buildKvScores, buildMatmulNT } from './matmul.js';
+import { KV_ROWS_MAX, buildKvScores, buildMatmulNT, causalArgs } from './matmul.js';
 
 /** Scratch floats a rope_qk node needs (undefined for any other node, or a body of another form). */
 export function ropeQkScratch(n: Node, types: readonly { shape: readonly Dim[] }[]): Dim | undefined {
@@ -87,8 +87,7 @@ export const ropeQkKernel: WasmKernel = (c) => {
     ]);
   const GS = () => m.i32.mul(I(G), S());
   // rows a causal softmax reads in part: mm_nt leaves the columns it never reads (causal-rows.ts)
-  const cr = c.causalRows;
-  const causal = () => (cr ? [c.dim(cr.rows), c.dim(cr.offset)] : [I(0), I(0)]);
+  const causal = () => causalArgs(c, c.causalRows);
   const outOf = (k: Expr) => m.i32.add(c.out(), bytes(m.i32.mul(m.i32.mul(k, I(G)), m.i32.mul(S(), T()))));
   if (!form.k.rope) {
     // Keys that come rotated (the cache) are read in place, Hkv·D floats apart. Every query row

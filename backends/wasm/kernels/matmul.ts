@@ -19,6 +19,7 @@ import type { Dim } from '../../../graph/dim.js';
 import { dimEq, isStatic } from '../../../graph/dim.js';
 import { Fn, type Expr } from '../fn.js';
 import { broadcastStrides, nest } from './elementwise.js';
+import type { CausalRows } from '../causal-rows.js';
 import type { WasmCtx, WasmKernel } from './kernel.js';
 
 /** Store 16 lanes (4 vectors) at out + (row·N + n)·4, lane by lane past column N. */
@@ -40,6 +41,11 @@ function store16(c: WasmCtx, f: Fn, out: number, row: Expr, n: number, N: number
 function causalKeep(c: WasmCtx, f: Fn, CS: number, OFF: number): (r: Expr) => Expr {
   const { m } = c;
   return (r) => m.i32.add(m.i32.rem_u(r, f.get(CS)), m.i32.add(f.get(OFF), m.i32.const(1)));
+}
+
+/** mm_nt's and mm_nn's last two arguments: the causal block (rows, offset), or 0, 0 for none. */
+export function causalArgs(c: WasmCtx, block: CausalRows | undefined): Expr[] {
+  return block ? [c.dim(block.rows), c.dim(block.offset)] : [c.m.i32.const(0), c.m.i32.const(0)];
 }
 
 /**
@@ -383,9 +389,7 @@ export const matmulKernel: WasmKernel = (c) => {
   const swapped = c.swapped(1);
   const inner = () => c.dim(tb.shape[2]!);
   const ldb = swapped ? () => m.i32.mul(c.dim(tb.shape[0]!), inner()) : () => c.dim(tb.shape.at(-1)!);
-  const cz = c.causalZeros;
-  const causal = () => (!transB && cz ? [c.dim(cz.rows), c.dim(cz.offset)] : [m.i32.const(0), m.i32.const(0)]);
-  const call = (a: Expr, bq: Expr, o: Expr, M: Expr) => m.call(fn, [a, bq, o, M, c.dim(Nd), c.dim(Kd), ldb(), ...causal()], c.b.none);
+  const call = (a: Expr, bq: Expr, o: Expr, M: Expr) => m.call(fn, [a, bq, o, M, c.dim(Nd), c.dim(Kd), ldb(), ...causalArgs(c, transB ? undefined : c.causalZeros)], c.b.none);
   if (bb.length === 0 && ab.length === ob.length && ab.every((d, i) => dimEq(d, ob[i]!))) return [call(c.in(0), c.in(1), c.out(), c.numel(ta.shape.slice(0, -1)))];
   const mk = () => m.i32.mul(c.dim(Md), c.dim(Kd));
   const kn = swapped ? inner : () => m.i32.mul(c.dim(Kd), c.dim(Nd));
