@@ -225,6 +225,14 @@ describe('messages', () => {
     await expectKiln(loadCheckpoint(gguf(md, [])), /metadata key "llama\.embedding_length" \(66\) must be divisible by "llama\.attention\.head_count" \(4\)$/);
   });
 
+  it('GGUF: kv heads, an odd head dim, a rope base or epsilon out of range, in GGUF keys', async () => {
+    const md = llamaGgufMetadata(CFG);
+    await expectKiln(loadCheckpoint(gguf({ ...md, 'llama.attention.head_count_kv': typed('u32', 3) }, [])), /"llama\.attention\.head_count" \(4\) must be divisible by "llama\.attention\.head_count_kv" \(3\)$/);
+    await expectKiln(loadCheckpoint(gguf({ ...md, 'llama.embedding_length': typed('u32', 12) }, [])), /"llama\.embedding_length" \/ "llama\.attention\.head_count" = 3 is the head dim, which must be even for RoPE$/);
+    await expectKiln(loadCheckpoint(gguf({ ...md, 'llama.rope.freq_base': typed('f32', 0.5) }, [])), /"llama\.rope\.freq_base" is 0\.5, expected a number above 1$/);
+    await expectKiln(loadCheckpoint(gguf({ ...md, 'llama.attention.layer_norm_rms_epsilon': typed('f32', -1) }, [])), /"llama\.attention\.layer_norm_rms_epsilon" is -1, expected a positive number$/);
+  });
+
   it('GGUF: values shown as they are (NaN, missing, strings once, numbers bare)', async () => {
     const md = llamaGgufMetadata(CFG);
     await expectKiln(loadCheckpoint(gguf({ ...md, 'llama.attention.layer_norm_rms_epsilon': typed('f32', NaN) }, [])), /"llama\.attention\.layer_norm_rms_epsilon" is NaN, expected a number$/);

@@ -169,6 +169,16 @@ export function ggufConfig(file: string, md: Record<string, unknown>, tensorShap
   if (vocabSize === undefined) throw malformed(file, 'no vocabulary size: no tokenizer.ggml.tokens, llama.vocab_size or token_embd.weight');
   if (dim % nHeads !== 0)
     throw malformed(file, `metadata key "llama.embedding_length" (${dim}) must be divisible by "llama.attention.head_count" (${nHeads})`);
+  // Checked here in GGUF's terms, so the message names the file's keys, not kiln's config fields.
+  const nKvHeads = num(file, md, 'llama.attention.head_count_kv', nHeads);
+  if (nHeads % nKvHeads !== 0)
+    throw malformed(file, `metadata key "llama.attention.head_count" (${nHeads}) must be divisible by "llama.attention.head_count_kv" (${nKvHeads})`);
+  if ((dim / nHeads) % 2 !== 0)
+    throw malformed(file, `"llama.embedding_length" / "llama.attention.head_count" = ${dim / nHeads} is the head dim, which must be even for RoPE`);
+  const ropeBase = num(file, md, 'llama.rope.freq_base', 10000, true);
+  if (!(ropeBase > 1)) throw malformed(file, `metadata key "llama.rope.freq_base" is ${ropeBase}, expected a number above 1`);
+  const normEps = num(file, md, 'llama.attention.layer_norm_rms_epsilon', 1e-5, true);
+  if (!(normEps > 0)) throw malformed(file, `metadata key "llama.attention.layer_norm_rms_epsilon" is ${normEps}, expected a positive number`);
   const rot = md['llama.rope.dimension_count'];
   if (rot !== undefined && rot !== dim / nHeads)
     throw malformed(file, `metadata key "llama.rope.dimension_count" is ${show(rot)}, expected the head dim ${dim / nHeads} (kiln rotates whole heads)`);
@@ -188,12 +198,12 @@ export function ggufConfig(file: string, md: Record<string, unknown>, tensorShap
     dim,
     nLayers: num(file, md, 'llama.block_count'),
     nHeads,
-    nKvHeads: num(file, md, 'llama.attention.head_count_kv', nHeads),
+    nKvHeads,
     hiddenDim: num(file, md, 'llama.feed_forward_length'),
     maxSeqLen: num(file, md, 'llama.context_length'),
-    ropeBase: num(file, md, 'llama.rope.freq_base', 10000, true),
+    ropeBase,
     ropeLayout: 'interleaved',
-    normEps: num(file, md, 'llama.attention.layer_norm_rms_epsilon', 1e-5, true),
+    normEps,
     tiedEmbeddings: !tensorShapes.has('output.weight'),
   };
 }
