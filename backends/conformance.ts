@@ -321,11 +321,16 @@ export async function checkBackend(backend: Backend, graph: Graph, opts: CheckOp
   const compile = { ...opts.compile, ...(opts.perNode ? { debugValues: true } : {}) };
   const ran = await attempt(async () => {
     const exe = await backend.compile(graph, compile);
-    exe.setWeights(data.param);
-    const args = { inputs: data.input, symbols: env, state: data.state };
-    if (!opts.perNode) return { outputs: exe.run(args), values: undefined };
-    if (!exe.runDebug) throw new Error(`${backend.name}: no runDebug with debugValues`);
-    return exe.runDebug(args);
+    try {
+      exe.setWeights(data.param);
+      const args = { inputs: data.input, symbols: env, state: data.state };
+      if (!opts.perNode) return { outputs: exe.run(args), values: undefined };
+      if (!exe.runDebug) throw new Error(`${backend.name}: no runDebug with debugValues`);
+      return exe.runDebug(args);
+    } finally {
+      // worker threads and memory (wasm) end with the check, not with the process
+      exe.dispose?.();
+    }
   });
   let firstBad: string | undefined;
   const result = (maxRel: number, worst: string, extra = ''): CheckResult => ({

@@ -370,6 +370,7 @@ const defs: OpDef[] = [
     meaning: 'x[…, D], w[D]: out = x / √(mean(x²) + eps) · w, the mean over the last axis.',
     infer: ([x, w]) => {
       needFloat('rmsnorm', x!);
+      needFloat('rmsnorm (weight)', w!);
       const d = x!.shape.at(-1);
       if (d === undefined || w!.shape.length !== 1 || !dimEq(w!.shape[0]!, d))
         fail('K1008', `rmsnorm: weight ${shapeToString(w!.shape)} must be [${d === undefined ? '?' : dimToString(d)}], the last dim of ${shapeToString(x!.shape)}`);

@@ -7,7 +7,8 @@
  * per attention L two state buffers `cache.k.L`, `cache.v.L` f32[maxSeqLen, nKvHeads, headDim]
  * and two extra outputs `state:cache.k.L`, `state:cache.v.L` (the caches with the new rows
  * written at `pos`; the runtime keeps them as the next step's state). meta.kvCache =
- * { maxSeqLen, states }. With `lastLogitsOnly`, `logits` is f32[1, vocab]: the last position only.
+ * { maxSeqLen, maxBatch, states } (maxBatch: the most tokens a step may take, from the options,
+ * else maxSeqLen; plan-memory sizes the step for it). With `lastLogitsOnly`, `logits` is f32[1, vocab]: the last position only.
  *
  * Per attention (found from its causal_mask, not by position):
  *
@@ -47,6 +48,8 @@ export const POS = 'pos';
 
 export interface KvCacheMeta {
   readonly maxSeqLen: number;
+  /** The most tokens one step takes (seq ≤ maxBatch ≤ maxSeqLen): a longer prompt goes in steps. */
+  readonly maxBatch: number;
   /** State names in order: cache.k.0, cache.v.0, cache.k.1, … */
   readonly states: readonly string[];
 }
@@ -221,6 +224,8 @@ export function insertKvCacheGraph(g: Graph, opts: PassOptions = {}): { graph: G
   const maxSeqLen = maxSeqLenOf(g, opts);
   if (maxSeqLen === undefined || !Number.isInteger(maxSeqLen) || maxSeqLen <= 0)
     throw new KilnError('K1018', `${PASS}: graph ${g.name}: no maxSeqLen (a positive integer) in the options or meta.llama; the cache needs one`);
+  const maxBatch = opts.maxBatch ?? maxSeqLen;
+  if (!Number.isInteger(maxBatch) || maxBatch <= 0) throw new KilnError('K1018', `${PASS}: maxBatch must be a positive integer, got ${maxBatch}`);
   const seq = seqSymbol(g);
   if (g.nodes.some((n) => n.type.shape.some((d) => mentions(d, POS))))
     throw new KilnError('K1018', `${PASS}: graph ${g.name} already uses the dim symbol '${POS}', which this pass introduces`);
@@ -304,7 +309,7 @@ export function insertKvCacheGraph(g: Graph, opts: PassOptions = {}): { graph: G
     map.set(n.id, emit(n.op, inputs, attrs, n));
   }
 
-  const meta: KvCacheMeta = { maxSeqLen, states };
+  const meta: KvCacheMeta = { maxSeqLen, maxBatch: Math.min(maxBatch, maxSeqLen), states };
   const rebuilt: Graph = {
     ...g,
     nodes,

@@ -10,6 +10,12 @@ export interface PassOptions {
   readonly lastLogitsOnly?: boolean;
   /** insert-kv-cache / plan-memory: the longest sequence (defaults to graph.meta.llama.maxSeqLen). */
   readonly maxSeqLen?: number;
+  /**
+   * insert-kv-cache / plan-memory: the most tokens one step runs (seq ≤ maxBatch, default
+   * maxSeqLen). A runtime feeds a longer prompt in steps of at most this many, so attention's
+   * scores take [heads, maxBatch, maxSeqLen] rather than [heads, maxSeqLen, maxSeqLen].
+   */
+  readonly maxBatch?: number;
 }
 
 export type PassStats = Record<string, number | string>;

@@ -6,10 +6,12 @@
  * (`start`) to its last user (`end`), both inclusive: a node's operands and its result are live
  * together, so a result never lands on its own operands. Sources (input, param, state, const) and
  * graph outputs are not planned: the runtime owns them. Sizes are taken at the largest the
- * symbols can make them: seq ≤ maxSeqLen and pos ≤ maxSeqLen, and, as the runtime checks before
- * a step, pos + seq ≤ maxSeqLen — so the key length `pos + seq` counts maxSeqLen, not twice that.
- * maxSeqLen comes from the options, meta.llama or meta.kvCache; a graph with symbols and none of
- * these, or with a symbol other than seq and pos, cannot be bounded (K1018).
+ * symbols can make them: seq ≤ maxBatch ≤ maxSeqLen and pos ≤ maxSeqLen, and, as the runtime
+ * checks before a step, pos + seq ≤ maxSeqLen — so the key length `pos + seq` counts maxSeqLen,
+ * not twice that, and attention's scores take maxBatch rows, not maxSeqLen. maxSeqLen comes from
+ * the options, meta.llama or meta.kvCache (maxBatch from the options or meta.kvCache, else
+ * maxSeqLen); a graph with symbols and none of these, or with a symbol other than seq and pos,
+ * cannot be bounded (K1018).
  *
  * Packing is greedy by size with best fit (largest buffers first; each takes the smallest gap,
  * 64-byte aligned, between the buffers already placed whose live ranges meet its own, or goes
@@ -58,12 +60,19 @@ function maxSeqLenOf(g: Graph, opts: PassOptions): number | undefined {
   return typeof m === 'number' && Number.isInteger(m) && m > 0 ? m : undefined;
 }
 
+/** maxBatch from the options or meta.kvCache, at most `max`; `max` when neither gives one. */
+function maxBatchOf(g: Graph, opts: PassOptions, max: number): number {
+  const b = opts.maxBatch ?? (g.meta['kvCache'] as { maxBatch?: unknown } | undefined)?.maxBatch;
+  return typeof b === 'number' && Number.isInteger(b) && b > 0 ? Math.min(b, max) : max;
+}
+
 /**
- * The largest value of `d` for seq, pos ≥ 0 with seq + pos ≤ max: a linear function is largest at
- * a corner of that triangle — (0, 0), (max, 0) or (0, max). A symbol in `fixed` (a program
- * specialised to one token: seq = 1) takes its value; the other then runs up to what is left.
+ * The largest value of `d` for seq, pos ≥ 0 with seq ≤ batch and seq + pos ≤ max: a linear
+ * function is largest at a corner of that polygon — (0, 0), (batch, 0), (batch, max − batch) or
+ * (0, max). A symbol in `fixed` (a program specialised to one token: seq = 1) takes its value;
+ * the other then runs up to what is left.
  */
-function dimBound(d: Dim, max: number, fixed: Readonly<Record<string, number>> = {}): number {
+function dimBound(d: Dim, max: number, fixed: Readonly<Record<string, number>> = {}, batch = max): number {
   if (typeof d === 'number') return d;
   const [s, p] = [d.terms['seq'] ?? 0, d.terms['pos'] ?? 0];
   const [fs, fp] = [fixed['seq'], fixed['pos']];
@@ -73,8 +82,8 @@ function dimBound(d: Dim, max: number, fixed: Readonly<Record<string, number>> =
         ? [[fs, fp]]
         : fs !== undefined
           ? [[fs, 0], [fs, Math.max(0, max - fs)]]
-          : [[0, fp!], [Math.max(0, max - fp!), fp!]]
-      : [[0, 0], [max, 0], [0, max]];
+          : [[0, fp!], [Math.max(0, Math.min(batch, max - fp!)), fp!]]
+      : [[0, 0], [batch, 0], [batch, max - batch], [0, max]];
   return Math.max(0, ...corners.map(([cs, cp]) => d.offset + s * cs + p * cp));
 }
 
@@ -90,7 +99,8 @@ export function planMemoryGraph(g: Graph, opts: PassOptions = {}, fixed: Readonl
   const max = maxSeqLenOf(g, opts);
   if (symbols.size && max === undefined)
     throw new KilnError('K1018', `${PASS}: graph ${g.name} has symbolic sizes (${[...symbols].join(', ')}) but no maxSeqLen in the options, meta.llama or meta.kvCache to bound them`);
-  const bounds = Object.fromEntries([...symbols].sort().map((s) => [s, fixed[s] ?? (fixed['seq'] !== undefined && s === 'pos' ? max! - fixed['seq'] : max!)]));
+  const batch = maxBatchOf(g, opts, max ?? 0);
+  const bounds = Object.fromEntries([...symbols].sort().map((s) => [s, fixed[s] ?? (s === 'seq' ? batch : fixed['seq'] !== undefined && s === 'pos' ? max! - fixed['seq'] : max!)]));
 
   const index = new Map(g.nodes.map((n, i) => [n.id, i]));
   const lastUse = new Map<number, number>();
@@ -101,7 +111,7 @@ export function planMemoryGraph(g: Graph, opts: PassOptions = {}, fixed: Readonl
     .filter((n) => !SOURCES.has(n.op) && !outputs.has(n.id))
     .map((n) => {
       const start = index.get(n.id)!;
-      const bytes = n.type.shape.reduce<number>((b, d) => b * dimBound(d, max ?? 0, fixed), DTYPE_INFO[n.type.dtype].bytes);
+      const bytes = n.type.shape.reduce<number>((b, d) => b * dimBound(d, max ?? 0, fixed, batch), DTYPE_INFO[n.type.dtype].bytes);
       return { value: n.id, bytes, start, end: lastUse.get(n.id) ?? start };
     });
 

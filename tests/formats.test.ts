@@ -24,7 +24,8 @@ const tmp = (ext: string) => join(dir, `f${n++}${ext}`);
 const CFG: LlamaConfig = { name: 'tiny', vocabSize: 40, dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, hiddenDim: 96, maxSeqLen: 16, ropeBase: 10000, normEps: 1e-5 };
 const TOK: TokenizerData = {
   model: 'llama',
-  tokens: Array.from({ length: 40 }, (_, i) => (i === 0 ? '<unk>' : i === 1 ? '<s>' : i === 2 ? '</s>' : `▁t${i}`)),
+  // token 3 is a lone U+FEFF, as LLaMA's vocabulary has one: a UTF-8 decoder must not eat it as a BOM
+  tokens: Array.from({ length: 40 }, (_, i) => (i === 0 ? '<unk>' : i === 1 ? '<s>' : i === 2 ? '</s>' : i === 3 ? '\uFEFF' : `▁t${i}`)),
   scores: Array.from({ length: 40 }, (_, i) => -i / 2),
   types: Array.from({ length: 40 }, (_, i) => (i === 0 ? 2 : i < 3 ? 3 : 1)),
   bos: 1, eos: 2, unk: 0, addBos: true, addSpacePrefix: false,

@@ -42,6 +42,26 @@ describe('sampling', () => {
     close(samplingDistribution([1, 1, 1], { temperature: 1, topK: 1 }), [1, 0, 0]);
   });
 
+  it('temperature comes after top-p, as in llama.cpp: top-p reads the probabilities at T = 1', () => {
+    const logits = [Math.log(1), Math.log(2), Math.log(3), Math.log(4)]; // 0.1 0.2 0.3 0.4 at T = 1
+    // at T = 1, 0.4 < 0.5 keeps ids 3 and 2; then T = 0.5 squares their weights: 9 and 16 over 25.
+    // (Temperature first would give 16/30 ≥ 0.5 and keep id 3 alone.)
+    close(samplingDistribution(logits, { temperature: 0.5, topP: 0.5 }), [0, 0, 9 / 25, 16 / 25]);
+    // top-p 0 keeps the most likely token
+    close(samplingDistribution(logits, { temperature: 2, topP: 0 }), [0, 0, 0, 1]);
+  });
+
+  it('the penalty looks at the last repeatLastN tokens of the history (64 by default; 0: off)', () => {
+    const z = [Math.log(2), Math.log(2)];
+    const even = [0.5, 0.5];
+    const penalised = [Math.SQRT2 / (Math.SQRT2 + 2), 2 / (Math.SQRT2 + 2)];
+    const old = [0, ...new Array<number>(64).fill(1)]; // token 0 is 65 tokens back, token 1 is everywhere
+    close(samplingDistribution(z, { temperature: 1, repetitionPenalty: 2 }, old), [2 / (2 + Math.SQRT2), Math.SQRT2 / (2 + Math.SQRT2)]);
+    close(samplingDistribution(z, { temperature: 1, repetitionPenalty: 2, repeatLastN: 65 }, old), even);
+    close(samplingDistribution(z, { temperature: 1, repetitionPenalty: 2, repeatLastN: 0 }, [0]), even);
+    close(samplingDistribution(z, { temperature: 1, repetitionPenalty: 2, repeatLastN: 1 }, [1, 0]), penalised);
+  });
+
   it('penalty applies before temperature: a seen token loses mass', () => {
     const p = samplingDistribution([Math.log(2), Math.log(2)], { temperature: 1, repetitionPenalty: 2 }, [0]);
     // ln2 / 2 vs ln2: weights √2 and 2
@@ -67,7 +87,9 @@ describe('sampling', () => {
 
   it('bad options are KilnErrors', () => {
     expect(() => new Sampler({ temperature: -1 })).toThrow(KilnError);
-    expect(() => new Sampler({ topP: 0 })).toThrow(/top-p/);
+    expect(() => new Sampler({ topP: 1.5 })).toThrow(/top-p/);
+    expect(() => new Sampler({ repeatLastN: -1 })).toThrow(/repeat-last-n/);
+    expect(() => new Sampler({}, 2 ** 32)).toThrow(/seed must be an integer in \[0, 4294967295\]/);
     expect(() => new Sampler({ topK: 1.5 })).toThrow(/top-k/);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { jsBackend } from '../backends/js/index.js';
+import { createWasmBackend } from '../backends/wasm/index.js';
 import { KilnError } from '../graph/errors.js';
 import { presetModel } from '../src/dsl/presets.js';
 import { interpretBackend } from '../src/runtime/interpret-backend.js';
@@ -40,6 +41,26 @@ describe('Session', () => {
     const again = a.prefill([10, 11]);
     const fresh = (await make()).prefill([5, 6, 10, 11]);
     expect(maxDiff(again, fresh)).toBeLessThan(1e-5);
+  });
+
+  it.each([
+    ['js', jsBackend],
+    ['wasm', createWasmBackend({ threads: 1 })],
+  ] as const)('%s: a prompt longer than the batch goes in steps of it, with the logits of one step and a smaller plan', async (_name, backend) => {
+    const prompt = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5];
+    const whole = await Session.create(g, { backend, weights, batch: 64 });
+    const steps = await Session.create(g, { backend, weights, batch: 4 });
+    expect(steps.maxBatch).toBe(4);
+    expect(maxDiff(steps.prefill(prompt), whole.prefill(prompt))).toBeLessThan(1e-5);
+    expect(steps.history).toEqual(prompt);
+    // 11 tokens = 4 + 4 + 3: three prefill steps, none of one token
+    expect(steps.tokensComputed).toBe(11);
+    const plan = (s: Session) => s.program.meta['memoryPlan'] as { arenaBytes: number; bounds: Record<string, number> };
+    expect(plan(steps).bounds).toEqual({ pos: g.meta['llama'] ? (g.meta['llama'] as { maxSeqLen: number }).maxSeqLen : 0, seq: 4 });
+    expect(plan(steps).arenaBytes).toBeLessThan(plan(whole).arenaBytes);
+    // a step past the batch is refused by the program itself, not run past its plan
+    expect(() => steps.executables.prefill.run({ inputs: { tokens: Int32Array.from(prompt) }, symbols: { seq: prompt.length, pos: 0 } })).toThrow(KilnError);
+    await expect(Session.create(g, { backend, weights, batch: 0 })).rejects.toThrow(/batch must be a positive integer, got 0/);
   });
 
   it('decode one token at a time equals prefill of the whole sequence', async () => {

@@ -86,9 +86,25 @@ const fail = (code: 'K1017' | 'K1009', msg: string) => new KilnError(code, msg);
 const RELAXED_PROBE = [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 6, 1, 0x60, 1, 0x7b, 1, 0x7b, 3, 2, 1, 0, 10, 13, 1, 11, 0, 0x20, 0, 0x20, 0, 0x20, 0, 0xfd, 0x85, 2, 0x0b];
 export const relaxedSimdSupported = (): boolean => WA.validate(new Uint8Array(RELAXED_PROBE));
 
+/** The most pages a wasm32 memory holds: 4 GiB. */
+const MAX_PAGES = 65536;
+const GiB = 2 ** 30;
+
+/** A program that needs more memory than wasm32 has: say so in sizes, not as an engine RangeError. */
+function tooBig(bytes: number, m: WasmManifest): KilnError {
+  const bounds = Object.entries(m.bounds).map(([k, v]) => `${k} ≤ ${v}`).join(', ');
+  return new KilnError(
+    'K1020',
+    `the wasm program needs ${(bytes / GiB).toFixed(2)} GiB of memory (weights, KV cache and intermediates${bounds ? ` planned for ${bounds}` : ''}); a WebAssembly memory holds at most 4 GiB: give a smaller context (or a smaller prefill batch)`,
+  );
+}
+
 /** The memory a module of this manifest imports: its static region plus a page, shared when threaded. */
-export const wasmMemory = (m: WasmManifest): WasmMemory =>
-  new WA.Memory({ initial: Math.ceil((m.staticBytes + PAGE) / PAGE), maximum: 65536, shared: m.threads > 1 });
+export const wasmMemory = (m: WasmManifest): WasmMemory => {
+  const initial = Math.ceil((m.staticBytes + PAGE) / PAGE);
+  if (initial > MAX_PAGES) throw tooBig(m.staticBytes, m);
+  return new WA.Memory({ initial, maximum: MAX_PAGES, shared: m.threads > 1 });
+};
 
 /**
  * What two hosts over one memory share: the memory, the rope tables written in it, and which state
@@ -339,6 +355,7 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
     for (const n of dynArena)
       if (n.home.kind === 'arena' && size(n) > n.home.cap)
         throw fail('K1017', `value %${n.id} needs ${size(n)} elements, the memory plan has room for ${n.home.cap}: the symbols are past their planned bounds (is pos + seq above maxSeqLen?)`);
+    if (top > MAX_PAGES * PAGE) throw tooBig(top, M);
     if (top > memory.buffer.byteLength) memory.grow(Math.ceil((top - memory.buffer.byteLength) / PAGE));
     ropeTables.place(align(M.staticBytes), words, memory.buffer as ArrayBuffer, grew);
     i32().set(words, 0);
@@ -347,7 +364,7 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
       while (h.kind === 'alias') h = byId.get(h.of)!.home;
       if (h.kind === 'static') return h.at;
       if (h.kind === 'arena') return M.arenaAt + h.offset;
-      return words[h.slot]!;
+      return words[h.slot]! >>> 0; // an address past 2 GiB reads back negative from an Int32Array
     };
     sources.input.forEach((n, i) => view(n).set(inputs[i]! as never, addr(n.id) / 4));
     for (const [id, w] of dynParams) {

@@ -16,6 +16,8 @@ export interface CompileOptions {
   readonly dumpDir?: string;
   readonly passes?: string;
   readonly maxSeqLen?: number;
+  /** The most tokens the prefill program takes per run (default: the whole context). */
+  readonly batch?: number;
 }
 
 /** The context length assumed when neither the model nor --max-seq-len gives one (as `kiln info` does). */
@@ -57,6 +59,7 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
   const { graph: program, reports } = runPipeline(g, passes, {
     ...(lm ? { lastLogitsOnly: true } : {}),
     ...(maxSeqLen !== undefined ? { maxSeqLen } : {}),
+    ...(opts.batch !== undefined ? { maxBatch: opts.batch } : {}),
     ...(dumpAfter !== undefined
       ? {
           dumpAfter,
@@ -75,12 +78,17 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
   const backend = await loadBackend(opts.backend);
   const seq = seqSymbol(program);
   const kv = program.meta['kvCache'] !== undefined && seq !== undefined;
-  const first = await backend.compile(program);
+  // an arena or memory too large to allocate: the context (and the batch) set its size
+  const tooLarge = (e: unknown): never => {
+    if (!(e instanceof RangeError)) throw e;
+    throw new KilnError('K1020', `cannot allocate the memory the program needs (${e.message}); its largest values grow with the context and the prefill batch: give a smaller --max-seq-len or a --batch`);
+  };
+  const first = await backend.compile(program).catch(tooLarge);
   const modules = kv
     ? [
         { suffix: 'prefill', what: `prefill: runs ${seq} new tokens from position pos (${seq} and pos given at run time)`, exe: first },
         // as a Session compiles it: to share the prefill program's memory (wasm: its manifest says which job area its threads use)
-        { suffix: 'decode', what: 'decode: runs one new token at position pos (seq fixed at 1)', exe: await backend.compile(program, { specialize: { [seq]: 1 }, shareWith: first }) },
+        { suffix: 'decode', what: 'decode: runs one new token at position pos (seq fixed at 1)', exe: await backend.compile(program, { specialize: { [seq]: 1 }, shareWith: first }).catch(tooLarge) },
       ]
     : [{ suffix: '', what: 'the whole graph in one run', exe: first }];
 

@@ -18,9 +18,11 @@ export class FuzzMismatch extends Error {
 /** `kiln fuzz`: random graphs and tiny LLaMAs through passes and backends, judged by the interpreter. */
 export async function fuzzCommand(opts: FuzzCliOptions): Promise<void> {
   const { BACKENDS, loadBackend } = await import('./backends.js');
-  const names = opts.backends.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  // each backend once: `js,js` would check js twice
+  const names = [...new Set(opts.backends.split(',').map((s) => s.trim()).filter((s) => s !== ''))];
   if (names.length === 0) throw new KilnError('K1016', `--backends: name at least one backend to hold to the interpreter: ${BACKENDS.join(', ')}`);
   for (const n of names) if (!BACKENDS.includes(n)) throw new KilnError('K1016', `--backends: there is no backend '${n}'; available: ${BACKENDS.join(', ')}`);
+  if (!Number.isInteger(opts.seed) || opts.seed > 0xffffffff) throw new KilnError('K1016', `--seed must be an integer in [0, 4294967295] (the generator has 32 bits of state), got ${opts.seed}`);
   const backends = await Promise.all(names.map((n) => loadBackend(n)));
   const { fuzz } = await import('../fuzz/fuzz.js');
   const { formatFailure, formatSuccess } = await import('../fuzz/report.js');
@@ -40,7 +42,10 @@ export async function fuzzCommand(opts: FuzzCliOptions): Promise<void> {
     await writeStdout(formatSuccess(result, names));
     return;
   }
-  const replay = `kiln fuzz --backends ${names.join(',')} --runs ${opts.runs} --seed ${opts.seed}`;
+  // the flags that shape the backends too (threads, device), so that the line replays this run
+  const threads = process.env['KILN_THREADS'] !== undefined && names.includes('wasm') ? ` --threads ${process.env['KILN_THREADS']}` : '';
+  const device = process.env['KILN_GPU_DEVICE'] !== undefined && names.includes('gpu') ? ` --device ${process.env['KILN_GPU_DEVICE']}` : '';
+  const replay = `kiln fuzz --backends ${names.join(',')} --runs ${opts.runs} --seed ${opts.seed}${threads}${device}`;
   await writeStdout(formatFailure(result.failure!, replay));
   throw new FuzzMismatch();
 }

@@ -78,6 +78,14 @@ export async function loadModel(spec: string, opts: LoadOptions = {}): Promise<L
   const graph = await buildModel(llama(checkpoint.config), name);
   // A tokenizer named on the command line replaces the file's own (or the one found beside it).
   const tokenizer = opts.tokenizer !== undefined ? await sideTokenizer(opts.tokenizer, checkpoint) : checkpoint.tokenizer;
+  // A tokenizer of another vocabulary fails mid-generation (an id past the logits) or, written
+  // out by convert, makes a file no reader accepts: refuse it before anything runs.
+  const V = checkpoint.config.vocabSize;
+  if (tokenizer && tokenizer.tokens.length !== V)
+    throw new KilnError(
+      opts.tokenizer !== undefined ? 'K1016' : 'K1021',
+      `${opts.tokenizer !== undefined ? `--tokenizer: ${opts.tokenizer}` : `${name}: its tokenizer`} has ${tokenizer.tokens.length} tokens, but the model's vocabulary has ${V}: they belong to different models`,
+    );
   return { graph, checkpoint, ...(tokenizer ? { tokenizer } : {}) };
 }
 

@@ -20,6 +20,7 @@ export async function logits(spec: string, opts: LogitsOptions): Promise<void> {
   const tokens = parseTokens(opts.tokens);
   const { graph: g, checkpoint } = await loadModel(spec, { typecheck: opts.typecheck !== false });
   checkTokens(tokens, g);
+  if (checkpoint && opts.weightsSeed !== undefined) process.stderr.write(`kiln: --weights-seed applies to models without a checkpoint; ${spec} brings its own weights, so it is ignored\n`);
   const { randomWeights, weightsToHost } = await import('../runtime/weights.js');
   const { checkpointWeights } = await import('../formats/checkpoint.js');
   const weights = checkpoint ? checkpointWeights(checkpoint) : randomWeights(g, opts.weightsSeed ?? 0);

@@ -29,7 +29,8 @@ function nonNegativeInt(value: string): number {
 
 function finiteNumber(value: string): number {
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('Expected a number.');
+  // decimal only: Number() would also take 0x1 and 0b1
+  if (!/^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(value) || !Number.isFinite(n)) throw new InvalidArgumentError('Expected a number.');
   return n;
 }
 
@@ -107,6 +108,7 @@ export function buildProgram(): Command {
     .option('--dump-dir <dir>', 'folder for the NNN_PASS.ir dumps (default: <out>/dumps)')
     .option('--passes <list>', 'run these passes instead of the pipeline (comma-separated names)')
     .option('--max-seq-len <n>', `context length for the KV cache and memory plan (default: the model's maxSeqLen, else 2048)`, positiveInt)
+    .option('--batch <n>', 'the most tokens one prefill run takes (default: the whole context); attention scores take heads × batch × context floats', positiveInt)
     .option('--no-typecheck', 'skip type-checking a .ts model file')
     .action(async (model: string, opts: CompileOpts) => {
       const { compile } = await import('./compile.js');
@@ -127,12 +129,14 @@ export function buildProgram(): Command {
     .option('-n, --max-tokens <n>', 'how many tokens to generate at most', nonNegativeInt, 16)
     .option('--temperature <t>', '0 is greedy (argmax)', finiteNumber, 0)
     .option('--top-k <k>', 'sample among the k most likely tokens (0: all)', nonNegativeInt)
-    .option('--top-p <p>', 'sample among the most likely tokens holding probability p', finiteNumber)
+    .option('--top-p <p>', 'sample among the most likely tokens holding probability p (0: the most likely one)', finiteNumber)
     .option('--repeat-penalty <r>', 'discourage tokens already seen (llama.cpp rule; 1: off)', finiteNumber)
+    .option('--repeat-last-n <n>', 'how many of the last tokens --repeat-penalty looks at (default 64, as llama.cpp; 0: off)', nonNegativeInt)
     .option('--seed <s>', 'seed of the sampler', nonNegativeInt, 0)
-    .option('--weights-seed <s>', 'seed of the random weights (models without a checkpoint)', nonNegativeInt, 0)
+    .option('--weights-seed <s>', 'seed of the random weights (models without a checkpoint; default 0)', nonNegativeInt)
     .option('--ignore-eos', 'keep generating after the end-of-sequence token')
     .option('--context <n>', "KV cache length (default: the model's maxSeqLen, raised to fit the prompt and --max-tokens)", positiveInt)
+    .option('--batch <n>', 'prompt tokens per prefill step (default 512, as llama.cpp); attention scores take heads × batch × context floats', positiveInt)
     .option('-b, --backend <name>', `backend (${RUN_BACKENDS.join(', ')})`, backendIn(RUN_BACKENDS), 'js')
     .option('--threads <n>', 'wasm backend: worker threads (default: every core)', positiveInt)
     .addOption(new Option('--device <name>', 'gpu backend: where its kernels run (auto picks the best that works and says which)').choices(['auto', 'headlessgl', 'webgpu', 'webgl2']))
@@ -152,7 +156,7 @@ export function buildProgram(): Command {
     .option('-b, --backend <name>', `backend (${RUN_BACKENDS.join(', ')}; interpret runs the graph as written)`, backendIn(RUN_BACKENDS), 'js')
     .option('--threads <n>', 'wasm backend: worker threads (default: every core)', positiveInt)
     .addOption(new Option('--device <name>', 'gpu backend: where its kernels run (auto picks the best that works and says which)').choices(['auto', 'headlessgl', 'webgpu', 'webgl2']))
-    .option('--weights-seed <s>', 'seed of the random weights (models without a checkpoint)', nonNegativeInt, 0)
+    .option('--weights-seed <s>', 'seed of the random weights (models without a checkpoint; default 0)', nonNegativeInt)
     .option('--json', 'print every logit as JSON')
     .option('--no-typecheck', 'skip type-checking a .ts model file')
     .action(async (model: string, opts: import('./logits.js').LogitsOptions) => {
@@ -216,6 +220,7 @@ interface CompileOpts {
   dumpDir?: string;
   passes?: string;
   maxSeqLen?: number;
+  batch?: number;
 }
 
 /** Run the CLI; resolves to the process exit code. */

@@ -15,9 +15,12 @@ export interface RunOptions {
   readonly topK?: number;
   readonly topP?: number;
   readonly repeatPenalty?: number;
+  readonly repeatLastN?: number;
   readonly seed?: number;
   readonly weightsSeed?: number;
   readonly context?: number;
+  /** Prompt tokens per prefill step (default: the session's, 512). */
+  readonly batch?: number;
   readonly backend: string;
   readonly json?: boolean;
   /** Keep generating past the end-of-sequence token. */
@@ -37,16 +40,20 @@ export interface RunOptions {
 export async function run(spec: string, opts: RunOptions): Promise<void> {
   if (opts.prompt === undefined && opts.tokens === undefined) throw new KilnError('K1016', 'give a prompt: as text (--prompt "...") or as token ids (--tokens 1,2,3)');
   if (opts.prompt !== undefined && opts.tokens !== undefined) throw new KilnError('K1016', 'give the prompt as text (--prompt) or as token ids (--tokens), not both');
-  const { checkSamplingOptions } = await import('../runtime/sampling.js');
+  const { checkSamplingOptions, checkSeed } = await import('../runtime/sampling.js');
   const sampling = {
     temperature: opts.temperature ?? 0,
     ...(opts.topK !== undefined ? { topK: opts.topK } : {}),
     ...(opts.topP !== undefined ? { topP: opts.topP } : {}),
     ...(opts.repeatPenalty !== undefined ? { repetitionPenalty: opts.repeatPenalty } : {}),
+    ...(opts.repeatLastN !== undefined ? { repeatLastN: opts.repeatLastN } : {}),
   };
   // before the model loads: a checkpoint can take seconds
-  checkSamplingOptions(sampling, { temperature: '--temperature', topK: '--top-k', topP: '--top-p', repetitionPenalty: '--repeat-penalty' });
+  checkSamplingOptions(sampling, { temperature: '--temperature', topK: '--top-k', topP: '--top-p', repetitionPenalty: '--repeat-penalty', repeatLastN: '--repeat-last-n' });
+  checkSeed(opts.seed ?? 0, '--seed');
+  if (opts.profile && !['js', 'wasm'].includes(opts.backend)) throw new KilnError('K1016', `--profile times the js and wasm backends' kernels; the ${opts.backend} backend has no kernel timer`);
   const isCheckpoint = isCheckpointPath(spec);
+  if (isCheckpoint && opts.weightsSeed !== undefined) process.stderr.write(`kiln: --weights-seed applies to models without a checkpoint; ${spec} brings its own weights, so it is ignored\n`);
   if (opts.tokenizer !== undefined && !isCheckpoint) throw new KilnError('K1016', `--tokenizer applies to checkpoints (.gguf, .safetensors, llama2.c .bin); ${spec} is not one`);
   const { graph: g, checkpoint, tokenizer: data } = await loadModel(spec, {
     typecheck: opts.typecheck !== false,
@@ -69,27 +76,29 @@ export async function run(spec: string, opts: RunOptions): Promise<void> {
   const { loadBackend } = await import('./backends.js');
   const { modelMaxSeqLen } = await import('./compile.js');
 
-  // The last sampled token is never run: prompt + n − 1 positions.
-  const need = prompt.length + opts.maxTokens - 1;
+  // The last sampled token is never run: prompt + n − 1 positions (the prompt alone for n = 0).
+  const need = prompt.length + Math.max(0, opts.maxTokens - 1);
   const own = modelMaxSeqLen(g);
   let context = opts.context ?? own ?? need;
+  let raised = false;
   if (opts.context === undefined && need > context) {
     process.stderr.write(`kiln: the prompt and --max-tokens need ${need} positions, past the model's maxSeqLen ${context}: running with a context of ${need}\n`);
     context = need;
+    raised = true;
   }
-  if (need > context) throw new KilnError('K1020', `the prompt (${prompt.length} tokens) and --max-tokens ${opts.maxTokens} need ${need} positions; --context is ${context}`);
+  if (need > context) throw new KilnError('K1016', `the prompt (${prompt.length} tokens) and --max-tokens ${opts.maxTokens} need ${need} positions; --context is ${context}`);
 
   const backend = await loadBackend(opts.backend);
   const { checkpointWeights } = await import('../formats/checkpoint.js');
   const weights = checkpoint ? checkpointWeights(checkpoint) : randomWeights(g, opts.weightsSeed ?? 0);
-  if (opts.profile && !['js', 'wasm'].includes(backend.name)) throw new KilnError('K1016', `--profile times the js and wasm backends' kernels; the ${backend.name} backend has no kernel timer`);
-  const session = await Session.create(g, { backend, weights, maxSeqLen: context, profile: opts.profile === true }).catch(async (e: unknown) => {
+  const session = await Session.create(g, { backend, weights, maxSeqLen: context, profile: opts.profile === true, ...(opts.batch !== undefined ? { batch: opts.batch } : {}) }).catch(async (e: unknown) => {
     if (!(e instanceof RangeError)) throw e;
     // an ArrayBuffer or wasm memory too large to allocate: almost always the context
     const { kvCacheBytesPerToken, llamaMeta } = await import('../analysis/llama.js');
     const meta = llamaMeta(g);
     const kv = meta ? `, ${humanBytes(kvCacheBytesPerToken(meta) * context)} of it KV cache` : '';
-    throw new KilnError('K1020', `cannot allocate the memory for a context of ${commas(context)} positions${kv} (${e.message}): give a smaller --context`);
+    const why = raised ? ` (raised past the model's maxSeqLen ${own} to fit the prompt and --max-tokens ${opts.maxTokens})` : '';
+    throw new KilnError('K1020', `cannot allocate the memory for a context of ${commas(context)} positions${why}${kv} (${e.message}): give a smaller ${raised ? '--max-tokens or --context' : '--context'}`);
   });
   const device = session.executables.prefill.device;
   if (device !== undefined) process.stderr.write(`kiln: ${backend.name} backend running on ${device}\n`);

@@ -6,6 +6,8 @@ export function parseTokens(text: string): number[] {
   const parts = text.split(',').map((s) => s.trim());
   if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p)))
     throw new KilnError('K1016', `--tokens: expected comma-separated token ids like 1,2,3, got '${text}'`);
+  const huge = parts.find((p) => !Number.isSafeInteger(Number(p)));
+  if (huge !== undefined) throw new KilnError('K1016', `--tokens: ${huge} is not a token id (ids are below the vocabulary size)`);
   return parts.map(Number);
 }
 

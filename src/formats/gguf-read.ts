@@ -42,7 +42,7 @@ export interface GgufHeader {
   readonly alignment: number;
 }
 
-const utf8 = new TextDecoder('utf-8');
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 function readString(c: Cursor): string {
   const n = c.u64();

@@ -116,8 +116,9 @@ async function checkGraph(drawn: Graph, valuesSeed: number, o: Resolved): Promis
     return { backend: '(passes)', problem: `the pipeline failed: ${message(e)}` };
   }
   for (const backend of o.backends) {
+    let exe: Awaited<ReturnType<typeof backend.compile>> | undefined;
     try {
-      const exe = await backend.compile(program);
+      exe = await backend.compile(program);
       exe.setWeights(paramsOf(program, v.params));
       const out = exe.run({ inputs: v.inputs, symbols: v.symbols, state: freshState(v) });
       for (const [name, want] of Object.entries(ref)) {
@@ -128,6 +129,9 @@ async function checkGraph(drawn: Graph, valuesSeed: number, o: Resolved): Promis
       }
     } catch (e) {
       return { backend: backend.name, problem: `it threw: ${message(e)}` };
+    } finally {
+      // a wasm program holds worker threads and its memory until disposed: shrinking compiles hundreds
+      exe?.dispose?.();
     }
   }
   return undefined;

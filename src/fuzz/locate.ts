@@ -101,9 +101,14 @@ export async function firstNodeThatDiffers(
   compile: CompileOptions = {},
 ): Promise<NodeDiff | undefined> {
   const exe = await backend.compile(program, { ...compile, debugValues: true });
-  if (!exe.runDebug) return undefined;
-  exe.setWeights(run.params);
-  const { values } = exe.runDebug({ inputs: run.inputs, symbols: run.symbols, state: run.state });
+  let values: Map<number, HostArray>;
+  try {
+    if (!exe.runDebug) return undefined;
+    exe.setWeights(run.params);
+    values = exe.runDebug({ inputs: run.inputs, symbols: run.symbols, state: run.state }).values;
+  } finally {
+    exe.dispose?.();
+  }
   const ref = interpretAll(program, { ...b, symbols: { ...b.symbols, ...compile.specialize } });
   for (const n of program.nodes) {
     const got = values.get(n.id);

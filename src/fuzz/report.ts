@@ -27,5 +27,5 @@ export function formatFailure(f: FuzzFailure, replay: string): string {
 }
 
 export function formatSuccess(r: FuzzResult, backends: readonly string[]): string {
-  return `kiln fuzz: ok — ${plural(r.runs.graph, 'random graph')} and ${plural(r.runs.llama, 'tiny LLaMA variant')} agree with the interpreter on ${backends.join(', ')} (${plural(r.skipped, 'graph')} skipped: values the graph itself rejects) in ${(r.ms / 1000).toFixed(1)} s\n`;
+  return `kiln fuzz: ok — ${plural(r.runs.graph - r.skipped, 'random graph')} and ${plural(r.runs.llama, 'tiny LLaMA variant')} agree with the interpreter on ${backends.join(', ')} (${plural(r.skipped, 'more graph')} skipped: values the graph itself rejects) in ${(r.ms / 1000).toFixed(1)} s\n`;
 }

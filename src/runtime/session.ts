@@ -28,6 +28,12 @@ export interface SessionOptions {
   readonly weights: Weights;
   /** Length of the KV cache (default: the model's maxSeqLen). */
   readonly maxSeqLen?: number;
+  /**
+   * The most tokens one prefill step runs (default DEFAULT_BATCH, as llama.cpp's micro-batch): a
+   * longer prompt goes in steps of this many. Attention's scores take [heads, batch, maxSeqLen],
+   * so a long context no longer needs memory for maxSeqLen² scores per head.
+   */
+  readonly batch?: number;
   /** The passes to run (default PIPELINE; must include insert-kv-cache). */
   readonly passes?: readonly Pass[];
   /** Time every kernel (see `profile()`); the backend must support it (js, wasm). */
@@ -52,6 +58,9 @@ export interface GenerateStep {
   readonly logits?: Float32Array;
 }
 
+/** Prompt tokens per prefill step unless SessionOptions.batch says otherwise. */
+export const DEFAULT_BATCH = 512;
+
 /** Where a `state:` output puts its value. */
 const STATE_PREFIX = 'state:';
 
@@ -60,6 +69,8 @@ export class Session {
   readonly program: Graph;
   readonly reports: readonly PassReport[];
   readonly maxSeqLen: number;
+  /** The most tokens one step runs; prefill cuts a longer run into steps of this many. */
+  readonly maxBatch: number;
   readonly vocabSize: number;
   /** Tokens run through the model since creation (prompt tokens recomputed count again). */
   tokensComputed = 0;
@@ -83,6 +94,7 @@ export class Session {
     const kv = program.meta['kvCache'] as KvCacheMeta | undefined;
     if (!kv) throw new KilnError('K1018', `session: graph ${program.name} has no KV cache after the pipeline (is insert-kv-cache in the passes?)`);
     this.maxSeqLen = kv.maxSeqLen;
+    this.maxBatch = kv.maxBatch ?? kv.maxSeqLen;
     this.state = {};
     for (const name of kv.states) {
       const n = program.nodes.find((x) => x.op === 'state' && x.attrs['name'] === name);
@@ -102,8 +114,11 @@ export class Session {
   }
 
   static async create(model: Graph, opts: SessionOptions): Promise<Session> {
+    const batch = opts.batch ?? DEFAULT_BATCH;
+    if (!Number.isInteger(batch) || batch < 1) throw new KilnError('K1016', `session: batch must be a positive integer, got ${batch}`);
     const { graph, reports } = runPipeline(model, opts.passes ?? PIPELINE, {
       lastLogitsOnly: true,
+      maxBatch: batch,
       ...(opts.maxSeqLen !== undefined ? { maxSeqLen: opts.maxSeqLen } : {}),
     });
     const profile = opts.profile ? { profile: true } : {};
@@ -138,10 +153,19 @@ export class Session {
     return this.hist;
   }
 
-  /** Run `tokens` after what the cache holds; returns the logits of the last of them. */
+  /**
+   * Run `tokens` after what the cache holds, in steps of at most maxBatch tokens; returns the
+   * logits of the last of them. Everything is checked before the first step runs.
+   */
   prefill(tokens: readonly number[]): Float32Array {
     if (tokens.length === 0) throw new KilnError('K1017', 'session: prefill needs at least one token');
-    return this.step(tokens, tokens.length === 1 ? this.decodeExe : this.prefillExe);
+    this.checkRoom(tokens);
+    let logits: Float32Array | undefined;
+    for (let i = 0; i < tokens.length; i += this.maxBatch) {
+      const part = tokens.slice(i, i + this.maxBatch);
+      logits = this.step(part, part.length === 1 ? this.decodeExe : this.prefillExe);
+    }
+    return logits!;
   }
 
   /** Run one token; returns its logits. */
@@ -182,6 +206,8 @@ export class Session {
     if (opts.maxTokens > 0 && need > this.maxSeqLen)
       throw new KilnError('K1020', `a prompt of ${prompt.length} tokens and ${opts.maxTokens} new ones need ${need} positions; the context holds ${this.maxSeqLen}`);
     this.checkTokens(prompt);
+    // Nothing to sample: the prompt is not run either (no logits are asked for).
+    if (opts.maxTokens === 0) return;
     const sampler = new Sampler(opts, opts.seed ?? 0);
     const stop = new Set(opts.stopTokens ?? []);
     let t0 = performance.now();
@@ -204,11 +230,17 @@ export class Session {
     });
   }
 
-  private step(tokens: readonly number[], exe: Executable): Float32Array {
+  /** The tokens are in the vocabulary and fit in the context after what it holds. */
+  private checkRoom(tokens: readonly number[]): void {
     this.checkTokens(tokens);
     const pos = this.position;
     if (pos + tokens.length > this.maxSeqLen)
       throw new KilnError('K1020', `the context is full: ${pos} tokens held + ${tokens.length} new > maxSeqLen ${this.maxSeqLen} (roll back, or make the session with a larger maxSeqLen)`);
+  }
+
+  private step(tokens: readonly number[], exe: Executable): Float32Array {
+    this.checkRoom(tokens);
+    const pos = this.position;
     const out = exe.run({ inputs: { tokens: Int32Array.from(tokens) }, symbols: { [this.seqSymbol]: tokens.length, [POS]: pos }, state: this.state, ...(this.fresh ? { freshState: this.fresh } : {}) });
     this.fresh = undefined;
     this.runs[exe === this.decodeExe ? 'decode' : 'prefill']++;
