@@ -82,6 +82,24 @@ function sameTensors(a: Checkpoint, b: Checkpoint): void {
 }
 
 describe('kiln run on a GGUF', () => {
+  it('a --tokenizer of another vocabulary is refused before anything runs (run, convert); --weights-seed on a checkpoint is noted', () => {
+    // a tokenizer.json of 3 + 256 byte tokens + 5 pieces: 264 tokens against the model's 32000
+    const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+    for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
+    ['▁', 'a', 'b', '▁a', '▁b'].forEach((p, i) => (vocab[p] = 259 + i));
+    const special = [0, 1, 2].map((id) => ({ id, content: Object.keys(vocab)[id], special: true }));
+    const small = join(tmp, 'small-tokenizer.json');
+    writeFileSync(small, JSON.stringify({ model: { type: 'BPE', vocab, merges: ['▁ a', '▁ b'], byte_fallback: true, unk_token: '<unk>' }, added_tokens: special, normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] } }));
+    const want = `error K1016: --tokenizer: ${small} has 264 tokens, but the model's vocabulary has 32000: they belong to different models\n`;
+    const run = kiln(['run', textGguf, '--tokenizer', small, '--prompt', 'a b', '--max-tokens', '2']);
+    expect([run.status, run.stdout, run.stderr]).toEqual([2, '', want]);
+    const conv = kiln(['convert', textGguf, join(tmp, 'mismatch.gguf'), '--tokenizer', small]);
+    expect([conv.status, conv.stderr]).toEqual([2, want]);
+    const seeded = kiln(['run', textGguf, '--tokens', '1,2', '--max-tokens', '1', '--weights-seed', '3']);
+    expect(seeded.status).toBe(0);
+    expect(seeded.stderr).toContain(`kiln: --weights-seed applies to models without a checkpoint; ${textGguf} brings its own weights, so it is ignored\n`);
+  });
+
   it('--temperature 0 gives the tokens llama.cpp gives; text streams and decodes to the same ids', async () => {
     const json = kiln(['run', textGguf, '--prompt', PROMPT, '--max-tokens', '32', '--temperature', '0', '--json']);
     expect(json.stderr).toBe('');

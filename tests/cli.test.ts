@@ -228,12 +228,36 @@ describe('kiln run, logits, compile --out, fuzz', () => {
     expect(r.stdout.split('\n').filter((l) => l.startsWith('rc='))).toEqual(['rc=2', 'rc=2', 'rc=2', 'rc=2', 'rc=2', 'rc=2', 'rc=0']);
     expect(r.stderr).toContain('kiln: --threads applies to the wasm backend; js ignores it\n');
     expect(r.stderr).toContain('error K1016: give a prompt: as text (--prompt "...") or as token ids (--tokens 1,2,3)\n');
-    expect(r.stderr).toContain('error K1016: --top-p must be in (0, 1], got 2\n');
+    expect(r.stderr).toContain('error K1016: --top-p must be in [0, 1] (0 keeps the most likely token), got 2\n');
     expect(r.stderr).toContain('error K1016: --backends: name at least one backend');
     expect(r.stderr).toContain("error K1016: cannot create the folder 'README.md/x': 'README.md' is a file\n");
     expect(r.stderr).toContain("error K1016: cannot write 'README.md/x.txt': a part of the path is a file, not a folder\n");
     expect(r.stderr).not.toContain('.tmp');
     expect(readdirSync(tmp)).not.toContain('never');
+  });
+
+  it('run --batch cuts the prompt into steps with the same tokens; --svg - is stdout; --dump-dir alone and a 33-bit seed are usage errors', () => {
+    const ids = '1,5,9,13,17,21,25,29,33,37,41';
+    const r = sh(
+      [
+        `node "$KILN" run preset:tiny --tokens ${ids} --max-tokens 6 --batch 4`,
+        `node "$KILN" run preset:tiny --tokens ${ids} --max-tokens 6`,
+        'node "$KILN" dump preset:tiny --fold --svg - | head -c 4; echo',
+        `node "$KILN" compile preset:tiny --dump-dir ${join(tmp, 'dd')}; echo "rc=$?"`,
+        'node "$KILN" run preset:tiny --tokens 1 --seed 4294967296; echo "rc=$?"',
+        // plain SIMD128 modules load in an engine without relaxed SIMD (this node, no flags)
+        `node "$KILN" compile preset:tiny --backend wasm --threads 1 --no-relaxed-simd --out ${join(tmp, 'plain')} >/dev/null`,
+        `node -e "console.log(WebAssembly.validate(require('fs').readFileSync('${join(tmp, 'plain', 'tiny.prefill.wasm')}')))"`,
+      ].join('; '),
+    );
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^\d+( \d+){5}$/);
+    expect(lines[1]).toBe(lines[0]);
+    expect(lines.slice(2)).toEqual(['<svg', 'rc=2', 'rc=2', 'true']);
+    expect(r.stderr).not.toContain('relaxed-SIMD fused multiply-add');
+    expect(r.stderr).toContain("error K1016: --dump-dir says where dumps go; --dump-after says which passes to dump (names, or 'all'): give it too\n");
+    expect(r.stderr).toContain("error K1016: --seed must be an integer in [0, 4294967295] (the sampler's generator has 32 bits of state), got 4294967296\n");
+    expect(readdirSync(tmp)).not.toContain('dd');
   });
 
   it('run streams ids as text; bad tokens are one error line, exit 2 (a usage error)', () => {

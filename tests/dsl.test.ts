@@ -27,6 +27,25 @@ describe('typed tensors', () => {
     expect(g.outputs).toEqual([{ name: 'y', value: 2 }]);
   });
 
+  it('a dim name takes one size, and a model function must not be async', async () => {
+    expect(() => build((m) => (m.dim('dim', 64), m.dim('dim', 64), void 0))).not.toThrow(/declared again/);
+    const twice = (() => {
+      try {
+        build((m) => void (m.dim('dim', 64), m.dim('dim', 32)));
+      } catch (e) {
+        return e as KilnError;
+      }
+    })();
+    expect(twice?.code).toBe('K1007');
+    expect(twice?.message).toBe("dim 'dim' is declared again as 32; it was declared as 64");
+    expect(twice?.loc?.file).toMatch(/dsl\.test\.ts$/);
+    const later = model('later', (async (m: ModelBuilder) => {
+      await Promise.resolve();
+      m.output('y', m.input('x', 'f32', [2]));
+    }) as unknown as (m: ModelBuilder) => void);
+    expect(() => later.build()).toThrow(/the model function returned a Promise; it must declare the graph synchronously/);
+  });
+
   it('turns numbers into scalar consts that broadcast', () => {
     const g = build((m) => {
       const x = m.input('x', 'f32', [3, 4]);

@@ -104,7 +104,7 @@ describe('insert-kv-cache: the step graph', () => {
       const write = step.nodes.find((n) => n.op === 'update_slice' && n.inputs[0] === s.id)!;
       expect(step.nodes[write.inputs[1]!]!.op).toBe(String(s.attrs['name']).startsWith('cache.k') ? 'rope' : 'reshape');
     }
-    expect(step.meta['kvCache']).toEqual({ maxSeqLen: 32, states: ['cache.k.0', 'cache.v.0', 'cache.k.1', 'cache.v.1'] });
+    expect(step.meta['kvCache']).toEqual({ maxSeqLen: 32, maxBatch: 32, states: ['cache.k.0', 'cache.v.0', 'cache.k.1', 'cache.v.1'] });
   });
 
   it('gives logits and the updated caches as outputs', () => {

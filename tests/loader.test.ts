@@ -49,10 +49,16 @@ describe('loadGraph', () => {
     expect(txt.message).toContain('is not a model file');
   });
 
+  it('a model that throws a value that is not an Error is the file\'s mistake (K1013), not an internal error', async () => {
+    const e = await loadError(`${FIX}/throws-value.ts`);
+    expect(e.code).toBe('K1013');
+    expect(e.message).toContain('the model code threw "no weights yet", not an Error');
+  });
+
   it('rejects a module without a model export', async () => {
     const e = await loadError(`${FIX}/no-model.ts`);
     expect(e.code).toBe('K1013');
-    expect(e.message).toContain(`'${FIX}/no-model.ts' exports no model (its default export is`);
+    expect(e.message).toContain(`'${FIX}/no-model.ts' exports no model (it has no default export; it exports answer)`);
     expect(e.message).toContain("write `export default model('name', (m) => { … })` or `export default llama({ … })`");
   });
 

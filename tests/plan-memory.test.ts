@@ -93,6 +93,25 @@ describe('plan-memory: the laws', () => {
     );
   });
 
+  it('on random tiny LLaMA step graphs planned for a batch (seq ≤ maxBatch), at any position', () => {
+    fc.assert(
+      fc.property(arbTinyLlama, fc.integer({ min: 1, max: 4 }), fc.nat(), fc.nat(), fc.nat(), (c, batch, seed, a, b) => {
+        const step = insertKvCacheGraph(llama(c).build(), { maxBatch: batch }).graph;
+        const pg = planned(step);
+        const plan = getMemoryPlan(pg);
+        checkNoOverlap(plan);
+        expect(plan.bounds['seq']).toBe(Math.min(batch, c.maxSeqLen));
+        expect(plan.arenaBytes).toBeLessThanOrEqual(getMemoryPlan(planned(insertKvCacheGraph(llama(c).build()).graph)).arenaBytes);
+        const n = 1 + (a % Math.min(batch, c.maxSeqLen));
+        const at = b % (c.maxSeqLen - n + 1);
+        const binds = bindAll(pg, { seq: n, pos: at }, seed);
+        binds.inputs!['tokens'] = hostTensor('i32', [n], Array.from({ length: n }, (_, i) => (seed + i) % c.vocabSize));
+        expectSameAsInterpreter(pg, { ...binds, params: randomParams(pg, seed) });
+      }),
+      { numRuns: 30 },
+    );
+  });
+
   it('on the compiled tiny preset (fused kernels in the arena), decoding token by token', () => {
     const { graph } = runPipeline(presetModel('tiny').build(), PIPELINE);
     expect(graph.nodes.some((n) => n.op === 'fused')).toBe(true);
@@ -187,6 +206,20 @@ describe('plan-memory: the plan', () => {
     expect(bytes[3]).toBe(8 * 4); // exp(a): pos + seq ≤ 8
     expect(bytes[4]).toBe(16 * 4); // exp(b): 2·seq ≤ 16
     expect(bytes[5]).toBe(7 * 4); // exp(c): seq − 1 ≤ 7
+  });
+
+  it('bounds seq by maxBatch: pos + seq at (batch, max − batch) or (0, max), seq alone at batch', () => {
+    const g = new GraphBuilder('g');
+    const a = g.add('input', [], { name: 'a', dtype: 'f32', shape: [seq, dimAdd(pos, seq)] });
+    const b = g.add('input', [], { name: 'b', dtype: 'f32', shape: [dimScale(seq, 2), dimAdd(pos, seq)] });
+    g.output('o', g.add('add', [g.add('sum', [g.add('exp', [a])], { axis: 1 }), g.add('sum', [g.add('sum', [g.add('exp', [b])], { axis: 1 })], { axis: 0 })]));
+    const plan = planMemoryGraph(g.build(), { maxSeqLen: 8, maxBatch: 3 });
+    expect(plan.bounds).toEqual({ pos: 8, seq: 3 });
+    const bytes = plan.buffers.map((x) => x.bytes);
+    expect(bytes).toContain(3 * 8 * 4); // exp(a): seq ≤ 3 rows of pos + seq ≤ 8
+    expect(bytes).toContain(6 * 8 * 4); // exp(b): 2·seq ≤ 6 rows
+    // a batch past maxSeqLen is maxSeqLen
+    expect(planMemoryGraph(g.build(), { maxSeqLen: 8, maxBatch: 100 }).bounds).toEqual({ pos: 8, seq: 8 });
   });
 
   it('is stored as meta.memoryPlan, with stats', () => {

@@ -11,7 +11,7 @@ export const RUN_BACKENDS = [...BACKENDS, 'interpret'];
 export async function loadBackend(name: string, device?: string): Promise<Backend> {
   if (name === 'gpu') return (await import('../../backends/gpu/index.js')).gpuBackend({ device: ((typeof device === 'string' ? device : undefined) ?? process.env['KILN_GPU_DEVICE'] ?? 'auto') as 'auto' });
   if (name === 'js') return (await import('../../backends/js/index.js')).jsBackend;
-  if (name === 'wasm') return (await import('../../backends/wasm/index.js')).createWasmBackend({ threads: wasmThreads() });
+  if (name === 'wasm') return (await import('../../backends/wasm/index.js')).createWasmBackend({ threads: wasmThreads(), ...(process.env['KILN_WASM_RELAXED'] === '0' ? { relaxedSimd: false } : {}) });
   if (name === 'interpret') return (await import('../runtime/interpret-backend.js')).interpretBackend;
   throw new KilnError('K1016', `there is no backend '${name}'; available: ${RUN_BACKENDS.join(', ')}`);
 }

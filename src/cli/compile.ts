@@ -52,6 +52,7 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
 
   const dumpDir = opts.dumpDir ?? (opts.out !== undefined ? join(opts.out, 'dumps') : undefined);
   if (opts.dumpAfter !== undefined && dumpDir === undefined) throw new KilnError('K1016', '--dump-after needs a folder for the dumps: give --out DIR or --dump-dir DIR');
+  if (opts.dumpDir !== undefined && opts.dumpAfter === undefined) throw new KilnError('K1016', "--dump-dir says where dumps go; --dump-after says which passes to dump (names, or 'all'): give it too");
   const dumpAfter = opts.dumpAfter === undefined ? undefined : opts.dumpAfter === 'all' ? ('all' as const) : opts.dumpAfter.split(',').map((s) => s.trim());
   const dumped: string[] = [];
 
@@ -102,6 +103,7 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
   } else {
     const base = g.name.replace(/[^A-Za-z0-9_.-]/g, '_') || 'model';
     makeDirs(opts.out);
+    let relaxed = false;
     for (const m of modules) {
       const stem = m.suffix ? `${base}.${m.suffix}` : base;
       if (m.exe.binary !== undefined) {
@@ -113,6 +115,7 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
         const manifest = (m.exe as { manifest?: unknown }).manifest;
         if (manifest !== undefined) writeFileAtomic(join(opts.out, `${stem}.json`), JSON.stringify(manifest));
         process.stderr.write(`wrote ${join(opts.out, `${stem}.wasm`)}, ${stem}.wat${manifest !== undefined ? ` and ${stem}.json (its manifest)` : ''}\n`);
+        relaxed ||= m.exe.device?.startsWith('relaxed') === true;
         continue;
       }
       const name = `${stem}.js`;
@@ -121,6 +124,8 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
       writeFileAtomic(join(opts.out, name), note + m.exe.source);
       process.stderr.write(`wrote ${join(opts.out, name)}\n`);
     }
+    if (relaxed)
+      process.stderr.write('kiln: the modules use relaxed-SIMD fused multiply-add: engines without relaxed SIMD refuse them (Node 20 needs --experimental-wasm-relaxed-simd); --no-relaxed-simd writes plain SIMD128\n');
   }
   const threads = modules.map((m) => (m.exe as { manifest?: { threads?: number } }).manifest?.threads ?? 1);
   if (opts.out !== undefined && Math.max(...threads) > 1)

@@ -18,15 +18,21 @@ export async function dump(spec: string, opts: DumpOptions): Promise<void> {
   const g = await loadGraph(spec, { typecheck: opts.typecheck !== false });
   const print = await import('../../graph/print/index.js');
   const fold = opts.fold === true;
+  // `-` is stdout, as it is stdin for <model>; only one of them may take it
+  if (opts.svg === '-' && (opts.out === undefined ? opts.formatGiven : opts.out === '-'))
+    throw new KilnError('K1016', '--svg - and the text dump would both go to stdout: give one of them a file (--out FILE or --svg FILE)');
   if (opts.svg !== undefined) {
     const svg = await print.renderSvg(print.printDot(g, { fold }));
-    writeFileAtomic(opts.svg, svg);
-    process.stderr.write(`wrote ${opts.svg} (${g.nodes.length} nodes)\n`);
+    if (opts.svg === '-') await writeStdout(svg.endsWith('\n') ? svg : `${svg}\n`);
+    else {
+      writeFileAtomic(opts.svg, svg);
+      process.stderr.write(`wrote ${opts.svg} (${g.nodes.length} nodes)\n`);
+    }
     if (!opts.formatGiven && opts.out === undefined) return;
   }
   let text = opts.format === 'json' ? print.stringifyGraph(g) : opts.format === 'dot' ? print.printDot(g, { fold }) : print.printText(g, { fold });
   if (!text.endsWith('\n')) text += '\n';
-  if (opts.out !== undefined) {
+  if (opts.out !== undefined && opts.out !== '-') {
     writeFileAtomic(opts.out, text);
     process.stderr.write(`wrote ${opts.out} (${g.nodes.length} nodes)\n`);
   } else {

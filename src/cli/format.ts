@@ -3,7 +3,8 @@
 /** `8030261248` → `8,030,261,248`. */
 export function commas(n: number): string {
   // By hand: the first toLocaleString call loads ICU data, tens of milliseconds at startup.
-  const digits = String(Math.round(Math.abs(n)));
+  // BigInt keeps every digit where String() would switch to 1e+21 notation
+  const digits = BigInt(Math.round(Math.abs(n))).toString();
   return (n < 0 ? '-' : '') + digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
@@ -20,7 +21,7 @@ export function humanBytes(n: number): string {
   return u === 0 ? `${n} bytes` : `${v.toFixed(2)} ${BYTE_UNITS[u]}`;
 }
 
-const FLOP_UNITS = ['FLOP', 'kFLOP', 'MFLOP', 'GFLOP', 'TFLOP', 'PFLOP'];
+const FLOP_UNITS = ['FLOP', 'kFLOP', 'MFLOP', 'GFLOP', 'TFLOP', 'PFLOP', 'EFLOP', 'ZFLOP', 'YFLOP'];
 
 /** `16060522496` → `16.06 GFLOP` (decimal prefixes, as FLOP rates are quoted). */
 export function humanFlops(n: number): string {

@@ -22,6 +22,12 @@ export async function info(spec: string, opts: InfoOptions): Promise<void> {
   else await writeStdout(file ? `${formatCheckpointFacts(file)}\n\n${formatInfo(facts)}` : formatInfo(facts));
 }
 
+/** A config value as text: a custom activation as its source (`x => …`), not [object Object]. */
+function configValue(v: unknown): string {
+  if (typeof v === 'object' && v !== null && typeof (v as { custom?: unknown }).custom === 'string') return `custom: ${(v as { custom: string }).custom}`;
+  return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
+}
+
 export function formatInfo(m: ModelInfo): string {
   const C = m.context;
   const out: string[] = [];
@@ -65,7 +71,7 @@ export function formatInfo(m: ModelInfo): string {
       ]),
       '',
       'config',
-      table(Object.entries(l.config).map(([k, v]) => [k, typeof v === 'number' && Number.isInteger(v) ? commas(v) : String(v)])),
+      table(Object.entries(l.config).map(([k, v]) => [k, typeof v === 'number' && Number.isInteger(v) ? commas(v) : configValue(v)])),
     );
   }
   return `${out.join('\n')}\n`;

@@ -168,7 +168,7 @@ async function importModel(path: string, name: string): Promise<Model> {
   const cjs = typeof mod['default'] === 'object' && mod['default'] !== null ? (mod['default'] as Record<string, unknown>) : {};
   const candidate = [mod['default'], mod['model'], cjs['default'], cjs['model']].find(isModel);
   if (!isModel(candidate))
-    throw cannotLoad(`'${name}' exports no model (its default export is ${describeExport(mod['default'])}): write \`export default model('name', (m) => { … })\` or \`export default llama({ … })\``);
+    throw cannotLoad(`'${name}' exports no model (${mod['default'] === undefined ? `it has no default export${Object.keys(mod).length ? `; it exports ${Object.keys(mod).slice(0, 5).join(', ')}` : ''}` : `its default export is ${describeExport(mod['default'])}`}): write \`export default model('name', (m) => { … })\` or \`export default llama({ … })\``);
   return candidate;
 }
 
@@ -189,9 +189,22 @@ async function buildModel(model: Model, name: string): Promise<Graph> {
  */
 function asUserError(e: unknown, what: string): unknown {
   if (isKilnError(e)) return e;
+  // kiln throws only Errors: a string or an object thrown is the model file's, though it has no line
+  if (!(e instanceof Error)) return new KilnError('K1013', `${what}: the model code threw ${showThrown(e)}, not an Error (so there is no line to point at)`);
   const site = userThrowSite(e);
   if (!site) return e;
   return new KilnError('K1013', `${what}: ${e instanceof Error ? e.message : String(e)}`, site);
+}
+
+function showThrown(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v);
+  try {
+    const j = JSON.stringify(v);
+    if (j !== undefined) return j.length > 80 ? `${j.slice(0, 80)}…` : j;
+  } catch {
+    // a cycle: fall through
+  }
+  return String(v);
 }
 
 /** A few words on what a file exported instead of a model. */

@@ -64,6 +64,7 @@ export function buildProgram(): Command {
       if (threads !== undefined) process.env['KILN_THREADS'] = String(threads);
       const device = opts['device'] as string | undefined;
       if (device !== undefined) process.env['KILN_GPU_DEVICE'] = device;
+      if (opts['relaxedSimd'] === false) process.env['KILN_WASM_RELAXED'] = '0';
       // a flag for a backend the command does not use would otherwise be dropped in silence
       const chosen = String(opts['backends'] ?? opts['backend'] ?? '').split(',').map((x) => x.trim());
       for (const [flag, given, backend] of [['--threads', threads, 'wasm'], ['--device', device, 'gpu']] as const)
@@ -75,7 +76,7 @@ export function buildProgram(): Command {
     .description('Print a model graph as text, JSON or Graphviz DOT, or render it as SVG.')
     .argument('<model>', MODEL_HELP)
     .addOption(new Option('-f, --format <format>', 'output format').choices(['text', 'json', 'dot']).default('text'))
-    .option('--svg <file>', 'render the graph (DOT through Graphviz) to an SVG file')
+    .option('--svg <file>', 'render the graph (DOT through Graphviz) to an SVG file (- for stdout)')
     .option('--fold', 'fold repeated layers into one (text and dot)')
     .option('-o, --out <file>', 'write the dump to a file instead of stdout')
     .option('--no-typecheck', 'skip type-checking a .ts model file')
@@ -109,6 +110,7 @@ export function buildProgram(): Command {
     .option('--passes <list>', 'run these passes instead of the pipeline (comma-separated names)')
     .option('--max-seq-len <n>', `context length for the KV cache and memory plan (default: the model's maxSeqLen, else 2048)`, positiveInt)
     .option('--batch <n>', 'the most tokens one prefill run takes (default: the whole context); attention scores take heads × batch × context floats', positiveInt)
+    .option('--no-relaxed-simd', 'wasm backend: plain SIMD128 modules, for engines without relaxed SIMD (default: relaxed fused multiply-add where this engine has it)')
     .option('--no-typecheck', 'skip type-checking a .ts model file')
     .action(async (model: string, opts: CompileOpts) => {
       const { compile } = await import('./compile.js');

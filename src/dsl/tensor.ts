@@ -1,6 +1,6 @@
 import { type Dim, sym } from '../../graph/dim.js';
 import { KilnError } from '../../graph/errors.js';
-import { modelSite } from '../../graph/source.js';
+import { modelSite, userSite } from '../../graph/source.js';
 import type { DType } from '../../graph/dtype.js';
 import { GraphBuilder } from '../../graph/builder.js';
 import type { Graph } from '../../graph/graph.js';
@@ -70,8 +70,16 @@ export class ModelBuilder {
   }
 
   /** `dim('seq')` is a symbol bound at run time; `dim('dim', 4096)` a static size with a name. */
+  private readonly dims = new Map<string, number | undefined>();
+
   dim<const N extends string>(name: N, size?: number): NamedDim<N> {
     if (size !== undefined && !(Number.isInteger(size) && size >= 1)) throw new KilnError('K1007', `dim '${name}' must be a positive integer, got ${size}`, modelSite());
+    // one name, one size: two sizes under one name would only fail later, at an op that mixes them
+    if (this.dims.has(name) && this.dims.get(name) !== size) {
+      const was = this.dims.get(name);
+      throw new KilnError('K1007', `dim '${name}' is declared again as ${size === undefined ? 'a symbol' : size}; it was declared as ${was === undefined ? 'a symbol' : was}`, modelSite());
+    }
+    this.dims.set(name, size);
     return { name, dim: size === undefined ? sym(name) : size };
   }
 
@@ -120,9 +128,13 @@ export class ModelBuilder {
 
 /** A model from a build function: `export default model('llama', (m) => { ... m.output('logits', x) })`. */
 export function model(name: string, fn: (m: ModelBuilder) => void): Model {
+  const site = userSite();
   return defineModel(name, () => {
     const m = new ModelBuilder(name);
-    fn(m);
+    const r: unknown = fn(m);
+    // An async body would declare its outputs after build() has run: "no outputs" would mislead.
+    if (typeof (r as { then?: unknown } | undefined)?.then === 'function')
+      throw new KilnError('K1013', `model '${name}': the model function returned a Promise; it must declare the graph synchronously (no async, no await)`, site);
     return m.build();
   });
 }
