@@ -162,6 +162,17 @@ describe('kiln convert', () => {
     expect(toGguf).toMatch(/^kiln: wrote back\.gguf \(gguf\) from st \(safetensors\): 21 tensors/);
     expect(toGguf).toContain('RoPE: q and k rows permuted per head, rotate-half (Hugging Face) → interleaved pairs (GGUF)');
     expect(toGguf).toMatch(/dtypes: f16: \d+ tensors, [\d,]+ bytes \([^)]*\); bf16: 6 tensors/);
+    // the tokenizer travels as tokenizer.json and back into the GGUF: the same prompt, the same ids
+    expect(toSt).toContain('tokenizer: 300 tokens, as tokenizer.json');
+    expect(toGguf).toContain('tokenizer: 300 tokens');
+    const ids = (m: string) => {
+      const j = JSON.parse(kiln(['run', m, '--prompt', 'w1 w2 w3', '--max-tokens', '4', '--json']).stdout) as { prompt: number[]; tokens: number[]; text: string };
+      return { prompt: j.prompt, tokens: j.tokens, text: j.text };
+    };
+    const want = ids('mixed.gguf');
+    expect(want.prompt.length).toBeGreaterThan(1);
+    expect(ids('st')).toEqual(want);
+    expect(ids('back.gguf')).toEqual(want);
   });
 
   it('the round trip and the intermediate safetensors hold the same tensors', async () => {

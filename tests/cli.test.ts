@@ -133,7 +133,7 @@ describe('model files', () => {
   it('compile prints the summary of a valid model', () => {
     const r = kiln(['compile', 'tests/fixtures/cli/mlp.ts']);
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain('graph mlp: 6 nodes');
+    expect(r.stdout).toContain('graph mlp as declared (before the passes): 6 nodes');
     expect(r.stdout).toContain('params: 192 in 2 tensors, 768 bytes');
     expect(r.stdout).toMatch(/inputs:\n {2}x {2}f32\[seq, 8\]\noutputs:\n {2}y {2}f32\[seq, 4\]\nsymbols: seq\n$/);
     expect(r.stderr).toContain('no code generated');

@@ -10,6 +10,7 @@ import { checkConfig, expectedShapes } from '../src/formats/consistency.js';
 import { llamaGgufMetadata, writeGguf } from '../src/formats/gguf-write.js';
 import { byteTokenName, TokenType } from '../src/tokenizer/data.js';
 import { parseHfTokenizerJson, tokenizerFromHfJson } from '../src/tokenizer/hf-json.js';
+import { hfTokenizerJson } from '../src/tokenizer/hf-json-write.js';
 import { encodeLlama2cTokenizer, parseLlama2cTokenizer, tokenizerFromLlama2cBin } from '../src/tokenizer/llama2c-bin.js';
 import { syntheticVocab, trainSyntheticVocab } from '../src/tokenizer/synthetic.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
@@ -316,39 +317,18 @@ describe("llama2.c's tokenizer.bin", () => {
 describe('Hugging Face tokenizer.json', () => {
   const llamaData = llamaVocabFromTokenizerJs();
 
-  /** A LLaMA-2-style tokenizer.json for `d`, merges in score order (as LLaMA's are made). */
+  /**
+   * kiln's own tokenizer.json of `d` (LLaMA-2 style: a Prepend normalizer, "a b" merges), or the
+   * same vocabulary in the other style readers meet: a Metaspace pre-tokenizer and [a, b] merges.
+   */
   function hfJson(d: TokenizerData, style: 'llama2' | 'metaspace'): object {
-    const vocab: Record<string, number> = {};
-    d.tokens.forEach((t, id) => (vocab[t] = id));
-    const merges: [string, string, number][] = [];
-    d.tokens.forEach((t, id) => {
-      if (d.types[id] !== TokenType.normal) return;
-      const cps = Array.from(t);
-      for (let i = 1; i < cps.length; i++) {
-        const a = cps.slice(0, i).join('');
-        const b = cps.slice(i).join('');
-        if (a in vocab && b in vocab) merges.push([a, b, d.scores[id]!]);
-      }
-    });
-    merges.sort((x, y) => y[2] - x[2]);
-    const special = [0, 1, 2].map((id) => ({ id, content: d.tokens[id], special: true, normalized: false }));
-    const prefix =
-      style === 'llama2'
-        ? { normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] }, pre_tokenizer: null }
-        : { normalizer: null, pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false } };
+    const j = JSON.parse(hfTokenizerJson(d)) as { model: { merges: string[] } } & Record<string, unknown>;
+    if (style === 'llama2') return j;
     return {
-      version: '1.0',
-      added_tokens: special,
-      ...prefix,
-      post_processor: {
-        type: 'TemplateProcessing',
-        single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      },
-      model: {
-        type: 'BPE', unk_token: '<unk>', byte_fallback: true, fuse_unk: true,
-        vocab,
-        merges: style === 'llama2' ? merges.map(([a, b]) => `${a} ${b}`) : merges.map(([a, b]) => [a, b]),
-      },
+      ...j,
+      normalizer: null,
+      pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
+      model: { ...j.model, merges: j.model.merges.map((m) => m.split(' ')) },
     };
   }
 
@@ -363,6 +343,18 @@ describe('Hugging Face tokenizer.json', () => {
     expect(t.typeOf(3 + 0x0a)).toBe(TokenType.byte);
     for (const s of ['Once upon a time', 'Hello,  world!\n日本語 🦙', '   leading spaces', 'naïve café — über'])
       expect(t.encode(s)).toEqual(tokenizerJsEncode(s, true));
+  });
+
+  it('kiln writes a tokenizer.json that reads back as the same tokenizer (tokens, types, specials, encodings)', () => {
+    for (const d of [llamaData, storyVocab, { ...storyVocab, addBos: false, addSpacePrefix: false }]) {
+      const back = parseHfTokenizerJson(JSON.parse(hfTokenizerJson(d)));
+      expect(back.tokens).toEqual(d.tokens);
+      expect(back.types).toEqual(d.types);
+      expect([back.bos, back.eos, back.unk, back.addBos, back.addSpacePrefix]).toEqual([d.bos, d.eos, d.unk, d.addBos, d.addSpacePrefix]);
+      const [a, b] = [Tokenizer.fromData(d), Tokenizer.fromData(back)];
+      for (const s of [...CORPUS.split('\n'), 'Once upon a time', 'Hello,  world!\n日本語 🦙', '   leading spaces', 'naïve café — über'])
+        expect(b.encode(s)).toEqual(a.encode(s));
+    }
   });
 
   it('reads the Metaspace pre-tokenizer and pair-form merges', () => {

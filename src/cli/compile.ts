@@ -160,7 +160,7 @@ function formatPlan(g: Graph, maxSeqLen: number | undefined): string {
 export function formatSummary(s: GraphSummary): string {
   const p = s.params;
   const lines = [
-    `graph ${s.name}: ${commas(s.nodes)} nodes`,
+    `graph ${s.name} as declared (before the passes): ${commas(s.nodes)} nodes`,
     `params: ${commas(p.count)} in ${p.tensors} tensors, ${commas(p.bytes)} bytes (${humanBytes(p.bytes)})`,
     'ops:',
     table(s.ops.map(([op, n]) => [op, String(n)])),

@@ -80,7 +80,7 @@ export async function convertCommand(input: string, out: string, opts: ConvertOp
     lines.push(`  RoPE: q and k rows permuted per head, ${layout === 'half' ? 'rotate-half (Hugging Face) → interleaved pairs (GGUF)' : 'interleaved pairs (GGUF/Meta) → rotate-half (Hugging Face)'}`);
   if (to === 'safetensors') lines.push(`  files: ${files.join(', ')}`);
   if (to === 'gguf') lines.push(ck.tokenizer ? `  tokenizer: ${ck.tokenizer.tokens.length} tokens${vocabNote ? `, ${vocabNote}` : ''}` : '  tokenizer: none (the input had none; give --tokenizer FILE)');
-  else if (ck.tokenizer) lines.push('  tokenizer: not written (safetensors keeps it in a separate tokenizer.json)');
+  else if (ck.tokenizer) lines.push(`  tokenizer: ${ck.tokenizer.tokens.length} tokens, as tokenizer.json${vocabNote ? ` (${vocabNote})` : ''}`);
   await writeStdout(`${lines.join('\n')}\n`);
 }
 

@@ -15,7 +15,11 @@ export interface InfoOptions {
  */
 export async function info(spec: string, opts: InfoOptions): Promise<void> {
   const { graph: g, checkpoint } = await loadModel(spec, { typecheck: opts.typecheck !== false });
-  const facts = modelInfo(g, opts.context ?? defaultContext(g));
+  const own = defaultContext(g);
+  // measured as asked, but a context past the one the model was made for deserves a word
+  if (opts.context !== undefined && g.meta['llama'] !== undefined && opts.context > own)
+    process.stderr.write(`kiln: --context ${opts.context} is past the model's maxSeqLen ${own}: the figures are for positions it was not made for\n`);
+  const facts = modelInfo(g, opts.context ?? own);
   const { checkpointFacts, formatCheckpointFacts } = await import('./checkpoint-facts.js');
   const file = checkpoint ? checkpointFacts(spec, checkpoint) : undefined;
   if (opts.json) await writeStdout(`${JSON.stringify(file ? { ...facts, checkpoint: file } : facts, null, 2)}\n`);

@@ -35,7 +35,8 @@ export function writeCheckpointSafetensors(ck: Checkpoint, out: string): string[
   const tensors = ordered(ck).map((t) =>
     t.dtype === 'q8_0' ? { name: t.name, dtype: 'f32' as const, shape: t.shape, data: t.toFloat32() } : { name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.bytes },
   );
-  return writeSafetensors(out, tensors, ck.config); // permutes q/k when the config is interleaved
+  // permutes q/k when the config is interleaved; the tokenizer goes beside as tokenizer.json
+  return writeSafetensors(out, tensors, ck.config, ck.tokenizer ? { tokenizer: ck.tokenizer } : {});
 }
 
 export async function convert(inPath: string, outPath: string, opts: LoadOptions = {}): Promise<Checkpoint> {

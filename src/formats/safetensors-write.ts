@@ -4,6 +4,8 @@
  * interleaved config (GGUF's, llama2.c's — the default) are permuted per head on the way out;
  * tensors for a `ropeLayout: 'half'` config are written as they are.
  */
+import type { TokenizerData } from './checkpoint.js';
+import { hfTokenizerJson } from '../tokenizer/hf-json-write.js';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -27,6 +29,8 @@ export interface SafetensorsTensorIn {
 export interface SafetensorsWriteOptions {
   /** Split into shards of about this many bytes, with a model.safetensors.index.json. */
   readonly shardBytes?: number;
+  /** Written beside them as tokenizer.json (Hugging Face keeps the tokenizer apart). */
+  readonly tokenizer?: TokenizerData;
 }
 
 const ST_DTYPE = { f32: 'F32', f16: 'F16', bf16: 'BF16' } as const;
@@ -155,6 +159,7 @@ export function writeSafetensors(target: string, tensors: readonly SafetensorsTe
   const cfg = JSON.stringify(hfConfigJson(config), null, 2);
   checkFolder(dir, cfg, index);
   files.push(textFile(join(dir, 'config.json'), cfg));
+  if (opts.tokenizer) files.push(textFile(join(dir, 'tokenizer.json'), hfTokenizerJson(opts.tokenizer)));
   const made = !isFile && !statSync(dir, { throwIfNoEntry: false }) ? mkdirSync(dir, { recursive: true }) : undefined;
   try {
     writeFilesAtomic(files);
