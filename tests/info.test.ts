@@ -132,6 +132,18 @@ describe('modelInfo', () => {
     expect(m.llama).toBeUndefined();
     expect(m.params).toMatchObject({ tensors: 1, count: 128, bytes: 512 });
     expect(m.graph.flopsPerToken).toBe(2 * 8 * 16);
+    expect(m.step).toBeUndefined();
+  });
+
+  it('a model without a LLaMA config gets its decode figures from its step graph, and they agree with the config arithmetic', () => {
+    const { llama: _, ...meta } = tiny.meta;
+    const m = modelInfo({ ...tiny, meta }, 32);
+    expect(m.llama).toBeUndefined();
+    // the same KV cache and the same matmul FLOPs as the LLaMA formulas (the rest is norms, RoPE, softmax)
+    expect(m.step?.kvBytesPerToken).toBe(256);
+    expect(m.step?.kvBytesFullContext).toBe(256 * 32);
+    expect(m.step?.decodeFlops.byOp['matmul']).toBe(43008);
+    expect(m.step!.decodeFlops.total).toBeGreaterThan(43008);
   });
 });
 

@@ -1,4 +1,7 @@
+import { KilnError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
+import { numel } from '../../graph/types.js';
+import { POS, insertKvCacheGraph } from '../../passes/insert-kv-cache.js';
 import { type FlopCount, graphFlops } from './flops.js';
 import { kvCacheBytesPerToken, type LlamaMeta, llamaDecodeFlops, llamaMeta } from './llama.js';
 import { type ParamStats, paramStats } from './params.js';
@@ -22,6 +25,30 @@ export interface ModelInfo {
     readonly kvBytesPerToken: number;
     readonly kvBytesFullContext: number;
   };
+  /**
+   * For a model without a LLaMA config that insert-kv-cache understands (a `model()` with causal
+   * attention): one decode step measured on its step graph.
+   */
+  readonly step?: {
+    /** FLOPs of one token at position context − 1, counted per op from the step graph's shapes. */
+    readonly decodeFlops: FlopCount;
+    readonly kvBytesPerToken: number;
+    readonly kvBytesFullContext: number;
+  };
+}
+
+/** The step graph's figures at `context`, or undefined when the graph has no attention the pass understands. */
+function stepFacts(g: Graph, context: number): ModelInfo['step'] {
+  let step: Graph;
+  try {
+    step = insertKvCacheGraph(g, { maxSeqLen: context }).graph;
+  } catch (e) {
+    if (e instanceof KilnError) return undefined;
+    throw e;
+  }
+  const seq = graphSymbols(step).find((s) => s !== POS) ?? 'seq';
+  const kvBytes = step.nodes.filter((n) => n.op === 'state').reduce((s, n) => s + 4 * numel(n.type.shape), 0);
+  return { decodeFlops: graphFlops(step, { [seq]: 1, [POS]: context - 1 }), kvBytesPerToken: kvBytes / context, kvBytesFullContext: kvBytes };
 }
 
 export const DEFAULT_CONTEXT = 2048;
@@ -48,5 +75,6 @@ export function modelInfo(g: Graph, context: number = defaultContext(g)): ModelI
         kvBytesFullContext: kvCacheBytesPerToken(c) * c.maxSeqLen,
       },
     }),
+    ...(!c && { step: stepFacts(g, context) }),
   };
 }

@@ -78,5 +78,18 @@ export function formatInfo(m: ModelInfo): string {
       table(Object.entries(l.config).map(([k, v]) => [k, typeof v === 'number' && Number.isInteger(v) ? commas(v) : configValue(v)])),
     );
   }
+  const s = m.step;
+  if (s) {
+    const top = Object.entries(s.decodeFlops.byOp).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([op, f]) => `${op} ${((100 * f) / (s.decodeFlops.total || 1)).toFixed(1)}%`);
+    out.push(
+      '',
+      `decode one token at context ${commas(C)} (from the graph's step form, as insert-kv-cache makes it)`,
+      table([
+        ['FLOPs/token', `${commas(s.decodeFlops.total)} (${humanFlops(s.decodeFlops.total)}; ${top.join(', ')})`],
+        ['KV cache', `${commas(s.kvBytesPerToken)} bytes/token (f32)`],
+        ['  full context', `${commas(s.kvBytesFullContext)} bytes (${humanBytes(s.kvBytesFullContext)}) at ${commas(C)} positions`],
+      ]),
+    );
+  }
   return `${out.join('\n')}\n`;
 }
