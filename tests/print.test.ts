@@ -208,6 +208,22 @@ describe('printDot and renderSvg', () => {
     expect(order.every((i, k) => i > 0 && (k === 0 || i > order[k - 1]!))).toBe(true);
   });
 
+  it('ranks each param beside its user (an invisible edge from the data that user reads), so layers stack instead of standing side by side', async () => {
+    const g = stack({ layers: 3 });
+    const dot = printDot(g);
+    const byId = new Map(g.nodes.map((n) => [n.id, n]));
+    for (const p of g.nodes.filter((n) => n.op === 'param')) {
+      const user = g.nodes.find((n) => n.inputs.includes(p.id))!;
+      const data = user.inputs.find((v) => !['input', 'param', 'state', 'const'].includes(byId.get(v)!.op));
+      // (a user that reads only sources, the first layer's norm of input x, needs none)
+      if (data !== undefined) expect(dot).toContain(`n${data} -> n${p.id} [style=invis];`);
+    }
+    expect(dot.match(/\[style=invis\]/g)?.length).toBeGreaterThanOrEqual(2 * 3 - 1);
+    // the picture: three layers one above the other are taller than wide
+    const size = (await renderSvg(dot)).match(/<svg width="(\d+)pt" height="(\d+)pt"/)!;
+    expect(Number(size[2])).toBeGreaterThan(2 * Number(size[1]));
+  });
+
   it('with fold draws only the first block and a note for the rest', () => {
     const dot = printDot(stack({ layers: 3 }), { fold: true });
     expect(dot).toContain('fold0 [label="layers.1–2:\\n2 more layers identical to layers.0 (6 nodes each)", shape=note');

@@ -59,6 +59,8 @@ function clusterFor(root: Cluster, scope: string): Cluster {
   return c;
 }
 
+const SOURCE_OPS = new Set(['input', 'param', 'state', 'const']);
+
 export function printDot(g: Graph, opts: DotOptions = {}): string {
   const plan = opts.fold ? planFold(g) : undefined;
   const root = newCluster('');
@@ -104,6 +106,17 @@ export function printDot(g: Graph, opts: DotOptions = {}): string {
     }
   };
   emit(root, '  ');
+  // A param has no inputs, so dot ranks it at the top: every layer's cluster would then start at
+  // the first rank, and the clusters, which may not overlap, would sit side by side in a
+  // staircase. An invisible edge from the data its first user also reads ranks it there instead.
+  const byId = new Map(g.nodes.map((n) => [n.id, n]));
+  const firstUser = new Map<number, Node>();
+  for (const n of g.nodes) for (const src of n.inputs) if (!firstUser.has(src)) firstUser.set(src, n);
+  for (const p of g.nodes) {
+    if (p.op !== 'param' || plan?.hidden.has(p.id)) continue;
+    const data = firstUser.get(p.id)?.inputs.find((v) => !SOURCE_OPS.has(byId.get(v)!.op));
+    if (data !== undefined && endpoint(data) !== `n${p.id}`) edges.add(`${endpoint(data)} -> n${p.id} [style=invis];`);
+  }
   g.outputs.forEach((o, k) => {
     lines.push(`  out${k} [label=${dotString(`output ${o.name}`)}, ${OUTPUT_STYLE}];`);
     edges.add(`${endpoint(o.value)} -> out${k};`);
