@@ -248,12 +248,19 @@ describe('kiln run, logits, compile --out, fuzz', () => {
         // plain SIMD128 modules load in an engine without relaxed SIMD (this node, no flags)
         `node "$KILN" compile preset:tiny --backend wasm --threads 1 --no-relaxed-simd --out ${join(tmp, 'plain')} >/dev/null`,
         `node -e "console.log(WebAssembly.validate(require('fs').readFileSync('${join(tmp, 'plain', 'tiny.prefill.wasm')}')))"`,
+        `node "$KILN" compile preset:tiny --passes ''; echo "rc=$?"`,
+        'node "$KILN" fuzz --runs abc; echo "rc=$?"',
+        'node "$KILN" dump preset:tiny --format json --fold >/dev/null',
       ].join('; '),
     );
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^\d+( \d+){5}$/);
     expect(lines[1]).toBe(lines[0]);
-    expect(lines.slice(2)).toEqual(['<svg', 'rc=2', 'rc=2', 'true']);
+    expect(lines.slice(2)).toEqual(['<svg', 'rc=2', 'rc=2', 'true', 'rc=2', 'rc=2']);
+    expect(r.stderr).toContain('error K1016: --passes: name at least one pass (comma-separated); the pipeline is constant-fold, cse');
+    // the option parser's errors carry the usage code too
+    expect(r.stderr).toContain("error K1016: option '--runs <n>' argument 'abc' is invalid. Expected a positive integer.\n");
+    expect(r.stderr).toContain('kiln: --fold applies to the text, dot and svg pictures; JSON is always the whole graph\n');
     expect(r.stderr).not.toContain('relaxed-SIMD fused multiply-add');
     expect(r.stderr).toContain("error K1016: --dump-dir says where dumps go; --dump-after says which passes to dump (names, or 'all'): give it too\n");
     expect(r.stderr).toContain("error K1016: --seed must be an integer in [0, 4294967295] (the sampler's generator has 32 bits of state), got 4294967296\n");

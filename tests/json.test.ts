@@ -107,6 +107,11 @@ describe('malformed graph JSON is K1014 naming the file and the JSON path', () =
     expect(errorOf('{"a": 1,}').code).toBe('K1014');
   });
 
+  it('reads a file that starts with a byte-order mark', () => {
+    const g = small();
+    expect(parseGraph(`\uFEFF${stringifyGraph(g)}`, 'graph.json')).toEqual(parseGraph(stringifyGraph(g), 'graph.json'));
+  });
+
   it('checks the top level', () => {
     expect(errorOf('[]').message).toBe('graph.json: expected an object, got an array');
     rejects((j) => (j.format = 'onnx'), 'graph.json: format: expected "kiln.graph", got "onnx"');
@@ -167,6 +172,7 @@ describe('malformed graph JSON is K1014 naming the file and the JSON path', () =
   it('checks outputs and what only the validator sees', () => {
     rejects((j) => (j.outputs[0].value = 42), 'graph.json: outputs[0].value: %42 is not defined by any node');
     rejects((j) => j.outputs.push({ name: 'z', value: 1 }), 'graph.json: outputs[1].name: output "z" is declared twice');
+    rejects((j) => (j.outputs[0].name = ''), 'graph.json: outputs[0].name: an output needs a name');
     rejects((j) => (j.nodes[3].attrs.name = 'norm.w'), "graph.json: graph small: %3: param 'norm.w' is declared twice (also %1)");
   });
 });

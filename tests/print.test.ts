@@ -208,6 +208,15 @@ describe('printDot and renderSvg', () => {
     expect(order.every((i, k) => i > 0 && (k === 0 || i > order[k - 1]!))).toBe(true);
   });
 
+  it('quotes a scope with spaces or a line break, so that each node keeps one line', () => {
+    const b = new GraphBuilder('s');
+    const x = b.add('input', [], { name: 'x', dtype: 'f32', shape: [2] });
+    b.output('y', b.within('odd\nscope', () => b.add('exp', [x])));
+    const text = printText(b.build());
+    expect(text).toContain('"odd\\nscope"');
+    expect(text.split('\n').filter((l) => l.includes('exp'))).toHaveLength(1);
+  });
+
   it('ranks each param beside its user (an invisible edge from the data that user reads), so layers stack instead of standing side by side', async () => {
     const g = stack({ layers: 3 });
     const dot = printDot(g);

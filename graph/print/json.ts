@@ -253,6 +253,7 @@ class Reader {
       const p = `${at('outputs')}[${i}]`;
       const out = this.object(x, p, ['name', 'value']);
       const oname = this.string(out['name'], `${p}.name`);
+      if (oname === '') this.fail(`${p}.name`, 'an output needs a name');
       if (names.has(oname)) this.fail(`${p}.name`, `output "${oname}" is declared twice`);
       names.add(oname);
       const value = this.int(out['value'], `${p}.value`, 0);
@@ -328,6 +329,8 @@ class Reader {
 export function parseGraph(text: string, source: string): Graph {
   const r = new Reader(source);
   let raw: unknown;
+  // a byte-order mark (editors on Windows write one) is not part of the JSON
+  if (text.startsWith('\uFEFF')) text = text.slice(1);
   try {
     raw = JSON.parse(text);
   } catch (e) {

@@ -25,6 +25,11 @@ const MAX_WIDTH = [64, 28, 36];
 
 type Row = readonly string[] | string;
 
+/** A scope as one cell of its line: quoted when it holds spaces or control characters (a line per node). */
+function shownScope(scope: string): string {
+  return /[\s\p{Cc}]/u.test(scope) ? JSON.stringify(scope) : scope;
+}
+
 export function printText(g: Graph, opts: TextOptions = {}): string {
   const syms = graphSymbols(g);
   const header = `graph ${g.name} (${syms.length ? `symbols: ${syms.join(', ')}` : 'no symbols'})`;
@@ -51,7 +56,7 @@ export function printText(g: Graph, opts: TextOptions = {}): string {
 const BODY_INDENT = '    │ ';
 
 function nodeRows(n: Node, indent: string): string[][] {
-  const rows = [[indent + formatOp(n, false), typeToString(n.type), n.scope, formatLoc(n.loc)]];
+  const rows = [[indent + formatOp(n, false), typeToString(n.type), shownScope(n.scope), formatLoc(n.loc)]];
   for (const [k, kind] of Object.entries(OPS[n.op].attrs)) {
     const body = n.attrs[k] as FusedBody | undefined;
     if (kind !== 'graph' || body === undefined) continue;

@@ -47,6 +47,8 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
   const { printText } = await import('../../graph/print/index.js');
   const lm = isLanguageModel(g);
   let passes = opts.passes !== undefined ? selectPasses([opts.passes]) : PIPELINE;
+  if (opts.passes !== undefined && passes.length === 0)
+    throw new KilnError('K1016', `--passes: name at least one pass (comma-separated); the pipeline is ${PIPELINE.map((p) => p.name).join(', ')}`);
   // insert-kv-cache needs tokens and attention; a plain graph (an MLP) compiles without it.
   if (!lm && opts.passes === undefined) passes = passes.filter((p) => p.name !== 'insert-kv-cache');
 

@@ -18,6 +18,8 @@ export async function dump(spec: string, opts: DumpOptions): Promise<void> {
   const g = await loadGraph(spec, { typecheck: opts.typecheck !== false });
   const print = await import('../../graph/print/index.js');
   const fold = opts.fold === true;
+  // JSON is the graph itself, for reading back: folding it would drop nodes
+  if (fold && opts.format === 'json' && opts.svg === undefined) process.stderr.write('kiln: --fold applies to the text, dot and svg pictures; JSON is always the whole graph\n');
   // `-` is stdout, as it is stdin for <model>; only one of them may take it
   if (opts.svg === '-' && (opts.out === undefined ? opts.formatGiven : opts.out === '-'))
     throw new KilnError('K1016', '--svg - and the text dump would both go to stdout: give one of them a file (--out FILE or --svg FILE)');

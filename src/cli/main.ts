@@ -57,6 +57,8 @@ export function buildProgram(): Command {
     .version(version(), '-V, --version')
     .exitOverride()
     .showHelpAfterError('(add --help for usage)')
+    // the option parser's usage errors carry the code the README gives them, as kiln's own do
+    .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'error K1016: ')) })
     // --threads reaches the wasm backend wherever a command creates it (src/cli/backends.ts).
     .hook('preAction', (_, action) => {
       const opts = action.opts();
