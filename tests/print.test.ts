@@ -6,6 +6,9 @@ import { InternalError } from '../graph/errors.js';
 import type { Graph, Node } from '../graph/graph.js';
 import type { FusedBody } from '../graph/ops.js';
 import { blockOf, dotString, planFold, printDot, printText, renderSvg } from '../graph/print/index.js';
+import { runPipeline } from '../passes/manager.js';
+import { PIPELINE } from '../passes/pipeline.js';
+import { presetModel } from '../src/dsl/presets.js';
 import { arbGraph } from './arbitrary.js';
 
 const at = (line: number, col = 7) => ({ file: 'examples/tiny.ts', line, col });
@@ -206,6 +209,16 @@ describe('printDot and renderSvg', () => {
     // layers ⊃ layers.0 ⊃ layers.0.ffn
     const order = ['label="layers";', 'label="layers.0";', 'label="layers.0.ffn";'].map((l) => dot.indexOf(l));
     expect(order.every((i, k) => i > 0 && (k === 0 || i > order[k - 1]!))).toBe(true);
+  });
+
+  it('after plan-memory, lists where each planned value lives in the arena', () => {
+    const { graph } = runPipeline(presetModel('tiny').build(), PIPELINE);
+    const plan = graph.meta['memoryPlan'] as { arenaBytes: number; buffers: { value: number; offset: number; bytes: number; start: number; end: number }[] };
+    const text = printText(graph);
+    const commas = (x: number) => x.toLocaleString('en-US');
+    expect(text).toContain(`memory plan: one arena of ${commas(plan.arenaBytes)} bytes for `);
+    for (const b of plan.buffers) expect(text).toMatch(new RegExp(`^  %${b.value} +at ${commas(b.offset)} +${commas(b.bytes)} bytes +live ${b.start}–${b.end}$`, 'm'));
+    expect(printText(presetModel('tiny').build())).not.toContain('memory plan');
   });
 
   it('quotes a scope with spaces or a line break, so that each node keeps one line', () => {

@@ -50,7 +50,22 @@ export function printText(g: Graph, opts: TextOptions = {}): string {
     const t = types.get(o.value);
     rows.push([`output ${o.name} = %${o.value}`, t ? typeToString(t) : '?', '', '']);
   }
-  return [header, ...align(rows)].join('\n') + '\n';
+  return [header, ...align(rows), ...planLines(g)].join('\n') + '\n';
+}
+
+/** The memory plan (meta.memoryPlan, after plan-memory) under the nodes: where each value lives. */
+function planLines(g: Graph): string[] {
+  const plan = g.meta['memoryPlan'] as
+    | { arenaBytes: number; totalBytes: number; bounds: Record<string, number>; buffers: { value: number; offset: number; bytes: number; start: number; end: number }[] }
+    | undefined;
+  if (!plan || !Array.isArray(plan.buffers)) return [];
+  const n = (x: number) => String(x).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const bounds = Object.entries(plan.bounds ?? {}).map(([k, v]) => `${k} ≤ ${v}`).join(', ');
+  return [
+    '',
+    `memory plan: one arena of ${n(plan.arenaBytes)} bytes for ${n(plan.totalBytes)} bytes of values${bounds ? `, sized at ${bounds}` : ''} (schedule index: node order)`,
+    ...align(plan.buffers.map((b) => [`  %${b.value}`, `at ${n(b.offset)}`, `${n(b.bytes)} bytes`, `live ${b.start}–${b.end}`])),
+  ];
 }
 
 const BODY_INDENT = '    │ ';
