@@ -145,6 +145,15 @@ describe('modelInfo', () => {
     expect(m.step?.decodeFlops.byOp['matmul']).toBe(43008);
     expect(m.step!.decodeFlops.total).toBeGreaterThan(43008);
   });
+
+  it('a meta.llama that describes another model than the graph (an edited JSON graph) gives way to the graph', () => {
+    const edited = { ...tiny, meta: { ...tiny.meta, llama: { ...(tiny.meta['llama'] as object), nLayers: 200 } } };
+    const m = modelInfo(edited, 32);
+    expect(m.llama).toBeUndefined();
+    expect(m.metaDisagrees).toEqual({ metaKvBytesPerToken: 200 * 128, graphKvBytesPerToken: 256 });
+    expect(m.step?.kvBytesPerToken).toBe(256);
+    expect(modelInfo(tiny, 32).metaDisagrees).toBeUndefined();
+  });
 });
 
 describe('symbols', () => {

@@ -127,6 +127,8 @@ describe('malformed graph JSON is K1014 naming the file and the JSON path', () =
     rejects((j) => (j.nodes[0].attrs.shape[1] = true), 'graph.json: nodes[0].attrs.shape[1]: expected a dim, got true');
     rejects((j) => (j.nodes[0].type.shape[0] = 'seq +'), 'graph.json: nodes[0].type.shape[0]: expected a dim, got "seq +"');
     rejects((j) => (j.nodes[0].type.shape[1] = 8.5), 'graph.json: nodes[0].type.shape[1]: expected a dim, got 8.5');
+    rejects((j) => (j.nodes[0].type.shape[1] = 1e20), 'graph.json: nodes[0].type.shape[1]: expected a dim, got 100000000000000000000');
+    rejects((j) => (j.nodes[0].type.shape[1] = -8), 'graph.json: nodes[0].type.shape[1]: expected a size ≥ 0, got -8');
     rejects((j) => (j.nodes[0].type.dtype = 'f16'), 'graph.json: nodes[0].type.dtype: expected a dtype, got "f16"');
     rejects((j) => (j.nodes[2].op = 'layernorm'), 'graph.json: nodes[2].op: expected an op name, got "layernorm"');
     rejects((j) => delete j.nodes[2].scope, 'graph.json: nodes[2]: missing field "scope"');

@@ -205,13 +205,18 @@ class Reader {
   }
 
   dim(v: unknown, path: string): Dim {
-    if (typeof v === 'number' && Number.isInteger(v)) return v;
+    if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
     const d = typeof v === 'string' ? parseDim(v) : undefined;
     return d ?? this.expected(path, 'a dim', v);
   }
 
+  /** A shape or a list of sizes: each a size ≥ 0, so that a bad one is named by its path here. */
   dims(v: unknown, path: string): Dim[] {
-    return this.array(v, path).map((d, i) => this.dim(d, `${path}[${i}]`));
+    return this.array(v, path).map((d, i) => {
+      const at = `${path}[${i}]`;
+      const dim = this.dim(d, at);
+      return typeof dim === 'number' && dim < 0 ? this.expected(at, 'a size ≥ 0', d) : dim;
+    });
   }
 
   attr(kind: AttrKind, v: unknown, path: string): AttrValue {

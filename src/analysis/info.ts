@@ -35,6 +35,8 @@ export interface ModelInfo {
     readonly kvBytesPerToken: number;
     readonly kvBytesFullContext: number;
   };
+  /** meta.llama describes another model than the graph holds (an edited JSON graph): its figures are left out. */
+  readonly metaDisagrees?: { readonly metaKvBytesPerToken: number; readonly graphKvBytesPerToken: number };
 }
 
 /** The step graph's figures at `context`, or undefined when the graph has no attention the pass understands. */
@@ -61,12 +63,17 @@ export function defaultContext(g: Graph): number {
 export function modelInfo(g: Graph, context: number = defaultContext(g)): ModelInfo {
   const { env, tokens } = contextEnv(graphSymbols(g), context);
   const flops = graphFlops(g, env);
-  const c = llamaMeta(g);
+  const meta = llamaMeta(g);
+  const step = stepFacts(g, context);
+  // the config is only a description: where the graph's own step form says otherwise, believe the graph
+  const disagree = meta && step && step.kvBytesPerToken !== kvCacheBytesPerToken(meta);
+  const c = disagree ? undefined : meta;
   return {
     name: g.name,
     context,
     params: paramStats(g),
     graph: { env, tokens, flops, flopsPerToken: flops.total / tokens },
+    ...(disagree && { metaDisagrees: { metaKvBytesPerToken: kvCacheBytesPerToken(meta), graphKvBytesPerToken: step.kvBytesPerToken } }),
     ...(c && {
       llama: {
         config: c,
@@ -75,6 +82,6 @@ export function modelInfo(g: Graph, context: number = defaultContext(g)): ModelI
         kvBytesFullContext: kvCacheBytesPerToken(c) * c.maxSeqLen,
       },
     }),
-    ...(!c && { step: stepFacts(g, context) }),
+    ...(!c && step && { step }),
   };
 }

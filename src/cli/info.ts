@@ -78,6 +78,8 @@ export function formatInfo(m: ModelInfo): string {
       table(Object.entries(l.config).map(([k, v]) => [k, typeof v === 'number' && Number.isInteger(v) ? commas(v) : configValue(v)])),
     );
   }
+  if (m.metaDisagrees)
+    out.push('', `meta.llama describes another model than this graph (its KV cache: ${commas(m.metaDisagrees.metaKvBytesPerToken)} bytes/token, the graph's: ${commas(m.metaDisagrees.graphKvBytesPerToken)}): the figures below are the graph's`);
   const s = m.step;
   if (s) {
     const top = Object.entries(s.decodeFlops.byOp).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([op, f]) => `${op} ${((100 * f) / (s.decodeFlops.total || 1)).toFixed(1)}%`);
