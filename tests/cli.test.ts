@@ -251,6 +251,9 @@ describe('kiln run, logits, compile --out, fuzz', () => {
         `node "$KILN" compile preset:tiny --passes ''; echo "rc=$?"`,
         'node "$KILN" fuzz --runs abc; echo "rc=$?"',
         'node "$KILN" dump preset:tiny --format json --fold >/dev/null',
+        // a second compile into the same folder names what the first left there
+        `node "$KILN" compile preset:tiny --out ${join(tmp, 'twice')} --dump-after all >/dev/null 2>&1`,
+        `node "$KILN" compile preset:tiny --out ${join(tmp, 'twice')} --passes cse,dce --dump-after cse >/dev/null`,
       ].join('; '),
     );
     const lines = r.stdout.trim().split('\n');
@@ -261,6 +264,8 @@ describe('kiln run, logits, compile --out, fuzz', () => {
     // the option parser's errors carry the usage code too
     expect(r.stderr).toContain("error K1016: option '--runs <n>' argument 'abc' is invalid. Expected a positive integer.\n");
     expect(r.stderr).toContain('kiln: --fold applies to the text, dot and svg pictures; JSON is always the whole graph\n');
+    expect(r.stderr).toContain(`kiln: ${join(tmp, 'twice')} also holds 2 files an earlier compile wrote, not part of this one: tiny.decode.js, tiny.prefill.js\n`);
+    expect(r.stderr).toContain(`kiln: ${join(tmp, 'twice', 'dumps')} also holds 10 files an earlier compile wrote, not part of this one: 001_constant-fold.ir, 002_cse.ir,`);
     expect(r.stderr).not.toContain('relaxed-SIMD fused multiply-add');
     expect(r.stderr).toContain("error K1016: --dump-dir says where dumps go; --dump-after says which passes to dump (names, or 'all'): give it too\n");
     expect(r.stderr).toContain("error K1016: --seed must be an integer in [0, 4294967295] (the sampler's generator has 32 bits of state), got 4294967296\n");

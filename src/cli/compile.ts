@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { KilnError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
 import { type GraphSummary, graphSummary } from '../analysis/summary.js';
@@ -128,11 +128,24 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
     }
     if (relaxed)
       process.stderr.write('kiln: the modules use relaxed-SIMD fused multiply-add: engines without relaxed SIMD refuse them (Node 20 needs --experimental-wasm-relaxed-simd); --no-relaxed-simd writes plain SIMD128\n');
+    const mine = modules.flatMap((m) => {
+      const stem = m.suffix ? `${base}.${m.suffix}` : base;
+      return m.exe.binary !== undefined ? [`${stem}.wasm`, `${stem}.wat`, `${stem}.json`] : [`${stem}.js`];
+    });
+    staleNote(opts.out, (f) => f.startsWith(`${base}.`) && /\.(js|wasm|wat|json)$/.test(f), new Set(mine));
   }
   const threads = modules.map((m) => (m.exe as { manifest?: { threads?: number } }).manifest?.threads ?? 1);
   if (opts.out !== undefined && Math.max(...threads) > 1)
     process.stderr.write(`kiln: the modules run ${Math.max(...threads)} threads over a shared memory: a browser allows that only on a cross-origin isolated page (COOP and COEP headers); --threads 1 builds modules for any page\n`);
   if (dumped.length) process.stderr.write(`wrote ${dumped.length} dump${dumped.length > 1 ? 's' : ''} to ${dumpDir}\n`);
+  if (dumpDir !== undefined && dumped.length) staleNote(dumpDir, (f) => /^\d{3}_.+\.ir$/.test(f), new Set(dumped.map((d) => basename(d))));
+}
+
+/** Files an earlier compile left in `dir` beside this one's: name them, so no one loads the wrong program. */
+function staleNote(dir: string, ours: (file: string) => boolean, written: ReadonlySet<string>): void {
+  const old = readdirSync(dir).filter((f) => ours(f) && !written.has(f)).sort();
+  if (old.length)
+    process.stderr.write(`kiln: ${dir} also holds ${old.length === 1 ? 'a file' : `${old.length} files`} an earlier compile wrote, not part of this one: ${old.slice(0, 6).join(', ')}${old.length > 6 ? ', …' : ''}\n`);
 }
 
 function seqSymbol(g: Graph): string | undefined {
