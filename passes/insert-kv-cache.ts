@@ -30,8 +30,9 @@
  * Leaves to others: fusing (fuse-rope-qk sees the same pattern as in the full graph), memory
  * planning. The runtime must check pos + seq ≤ maxSeqLen before a step: past it, the step's
  * update_slice is out of bounds (K1009 in the interpreter) and a backend would write past the
- * cache. Position-dependent ops other than rope and causal_mask (an iota of positions, learned
- * position embeddings) are not shifted: such graphs are outside what this pass understands.
+ * cache. An iota that counts along the sequence (positions for learned position embeddings, as in
+ * examples/gpt-layernorm.ts) counts from pos too. Other position-dependent computations (a
+ * position made by arithmetic on a cumulative sum, say) are outside what this pass understands.
  * Order: after the clean-ups (constant-fold, cse, dce), before the fusions.
  */
 import { type Dim, dimAdd, dimEq, dimSub, dimToString, isStatic, sym } from '../graph/dim.js';
@@ -298,6 +299,9 @@ export function insertKvCacheGraph(g: Graph, opts: PassOptions = {}): { graph: G
     }
     let attrs = n.attrs;
     if (shifted.has(n.id)) attrs = { ...attrs, offset: dimAdd(attrs['offset'] as Dim, pos) };
+    // An iota counting along the sequence numbers the tokens (learned position embeddings): the
+    // step's tokens sit at pos, pos + 1, …, so it counts from start + pos.
+    if (n.op === 'iota' && dimEq(n.type.shape.at(attrs['axis'] as number)!, sym(seq))) attrs = { ...attrs, start: dimAdd(attrs['start'] as Dim, pos) };
     if (n.op === 'reshape') {
       const [oldIn, newIn] = [byId.get(n.inputs[0]!)!.type.shape, nodes[inputs[0]!]!.type.shape];
       if (!oldIn.every((d, i) => dimEq(d, newIn[i]!))) {

@@ -67,6 +67,20 @@ describe('insert-kv-cache: the law', () => {
     );
   });
 
+  it('holds for learned position embeddings (an iota of positions, examples/gpt-layernorm.ts): the iota counts from pos', async () => {
+    const full = ((await import('../examples/gpt-layernorm.js')) as { default: { build(): Graph } }).default.build();
+    const step = insertKvCacheGraph(full, { maxSeqLen: 16 }).graph;
+    expect(step.nodes.filter((n) => n.op === 'iota').map((n) => n.attrs['start'])).toEqual([sym('pos')]);
+    const params = randomParams(full, 5);
+    const ids = [5, 7, 11, 13, 17, 19, 23];
+    const want = interpret(full, { inputs: { tokens: tokensOf(ids) }, params })['logits']!;
+    for (const cuts of [[1, 2, 3, 4, 5, 6], [3], [2, 5]]) {
+      const got = runChunks(step, params, ids, cuts);
+      const bounds = [0, ...cuts, ids.length];
+      got.forEach((t, i) => expect(maxRelError(t, rows(want, bounds[i]!, bounds[i + 1]!), 1e-12)).toBeLessThanOrEqual(1e-9));
+    }
+  });
+
   it('with lastLogitsOnly, each chunk gives the full pass’s row of its last token', () => {
     fc.assert(
       fc.property(arbCase, ({ config, seed, ids, cuts }) => {
