@@ -345,6 +345,42 @@ describe('kiln run, logits, compile --out, fuzz', () => {
   });
 });
 
+describe('kiln as a library', () => {
+  it('another project imports the DSL from kiln and runs it with kiln/runtime under node --import kiln/register, and exits by itself', () => {
+    // what `npm install path/to/kiln` makes: node_modules/kiln is the package folder
+    const proj = join(tmp, 'lib-user');
+    mkdirSync(join(proj, 'node_modules'), { recursive: true });
+    spawnSync('ln', ['-s', ROOT, join(proj, 'node_modules', 'kiln')]);
+    writeFileSync(join(proj, 'package.json'), JSON.stringify({ type: 'module' }));
+    writeFileSync(
+      join(proj, 'app.ts'),
+      [
+        "import { presetModel } from 'kiln';",
+        "import { KilnError, Session, createWasmBackend, jsBackend, randomWeights } from 'kiln/runtime';",
+        "const g = presetModel('tiny').build();",
+        'const weights = randomWeights(g, 1);',
+        'const out: number[][] = [];',
+        'for (const backend of [jsBackend, createWasmBackend({ threads: 2 })]) {',
+        '  const s = await Session.create(g, { backend, weights });',
+        '  const ids: number[] = [];',
+        '  for await (const step of s.generate([1, 2, 3], { maxTokens: 8 })) ids.push(step.token);',
+        '  out.push(ids);',
+        '  s.dispose();',
+        '}',
+        'try { await Session.create(g, { backend: jsBackend, weights: {} }); } catch (e) { out.push([e instanceof KilnError ? 1 : 0]); }',
+        'console.log(JSON.stringify(out));',
+      ].join('\n'),
+    );
+    const r = spawnSync(process.execPath, ['--import', 'kiln/register', 'app.ts'], { cwd: proj, encoding: 'utf8', env: env(), timeout: 120_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const [js, wasm, err] = JSON.parse(r.stdout) as number[][];
+    expect(js).toHaveLength(8);
+    expect(wasm).toEqual(js);
+    expect(err).toEqual([1]);
+  });
+});
+
 describe('in process', () => {
   it('every command has help text naming its argument', () => {
     for (const c of buildProgram().commands) expect(c.helpInformation()).toContain('<model>');

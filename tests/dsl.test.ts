@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { KilnError } from '../graph/errors.js';
 import type { Graph } from '../graph/graph.js';
 import { typeToString } from '../graph/types.js';
-import { add, exp, linear, matmul, max, model, mul, nn, reshape, sigmoid, transpose, type ModelBuilder } from '../src/index.js';
+import { add, exp, linear, matmul, max, model, mul, nn, reshape, sigmoid, transpose, type ModelBuilder, type Tensor } from '../src/index.js';
 import shapeMistake from './fixtures/dsl/shape-mistake.js';
 
 function build(fn: (m: ModelBuilder) => void): Graph {
@@ -44,6 +44,28 @@ describe('typed tensors', () => {
       m.output('y', m.input('x', 'f32', [2]));
     }) as unknown as (m: ModelBuilder) => void);
     expect(() => later.build()).toThrow(/the model function returned a Promise; it must declare the graph synchronously/);
+  });
+
+  it('a tensor of another model or of an earlier build is refused where it is used; feedForward refuses an activation it does not know', () => {
+    let foreign: Tensor | undefined;
+    model('a', (m) => {
+      foreign = m.input('bias', 'f32', [2, 3]);
+      m.output('o', foreign);
+    }).build();
+    const err = (() => {
+      try {
+        build((m) => m.output('y', add(m.input('x', 'f32', [2, 3]), foreign!)));
+      } catch (e) {
+        return e as KilnError;
+      }
+    })();
+    expect(err?.code).toBe('K1015');
+    expect(err?.message).toBe("add operand 1: the tensor %0 belongs to model 'a', not to this build of 't'; a tensor is used only in the model function that made it");
+    expect(err?.loc?.file).toMatch(/dsl\.test\.ts$/);
+    const ffn = (act: unknown) => () => build((m) => m.output('y', nn.feedForward(m.input('x', 'f32', [m.dim('seq'), 8]), { gate: 'g', up: 'u', down: 'd' }, 16, act as 'relu')));
+    expect(ffn('silu')).toThrow('feedForward: activation must be one of swiglu, geglu, gelu, relu, relu2 or parseActivation(x => …), got "silu"');
+    expect(ffn((v: number) => v)).toThrow('got a plain function (give parseActivation(x => …))');
+    expect(ffn('relu')).not.toThrow();
   });
 
   it('turns numbers into scalar consts that broadcast', () => {

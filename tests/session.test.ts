@@ -63,6 +63,25 @@ describe('Session', () => {
     await expect(Session.create(g, { backend, weights, batch: 0 })).rejects.toThrow(/batch must be a positive integer, got 0/);
   });
 
+  it('refuses missing weights and a bad maxSeqLen at create, a second generate at once, and any step after dispose', async () => {
+    const { ['blk.0.attn_q.weight']: _, ...partial } = weights;
+    await expect(Session.create(g, { backend: jsBackend, weights: partial })).rejects.toThrow("session: no weights for 'blk.0.attn_q.weight'");
+    await expect(Session.create(g, { backend: jsBackend, weights, maxSeqLen: 2.5 })).rejects.toThrow('session: maxSeqLen must be a positive integer, got 2.5');
+    const { llama: __, ...meta } = g.meta;
+    await expect(Session.create({ ...g, meta }, { backend: jsBackend, weights })).rejects.toThrow(/states no context length \(no LLaMA config\): give maxSeqLen to Session.create/);
+    const s = await make();
+    const a = s.generate([1, 2], { maxTokens: 3 });
+    const b = s.generate([3, 4], { maxTokens: 3 });
+    await a.next();
+    await expect(b.next()).rejects.toThrow(/a generate\(\) is already running on this session/);
+    for await (const _step of a) void _step; // a ends; the session is free again
+    const again: number[] = [];
+    for await (const step of s.generate([3, 4], { maxTokens: 2 })) again.push(step.token);
+    expect(again).toHaveLength(2);
+    s.dispose();
+    expect(() => s.prefill([1])).toThrow('session: disposed');
+  });
+
   it('decode one token at a time equals prefill of the whole sequence', async () => {
     const a = await make();
     a.prefill([1]);

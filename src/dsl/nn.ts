@@ -164,12 +164,21 @@ export function feedForward<S extends string, D extends string>(
   scope = 'ffn',
 ): Tensor<[S, D]> {
   const D = lastDim(x);
+  // a name it does not know would otherwise fall through to ReLU, dropping the gate in silence
+  const named = ['swiglu', 'geglu', 'gelu', 'relu', 'relu2'];
+  const parsed = typeof activation === 'object' && activation !== null && typeof (activation as Activation).expr === 'object';
+  if (typeof activation === 'string' ? !named.includes(activation) : !parsed)
+    throw new KilnError(
+      'K1010',
+      `feedForward: activation must be one of ${named.join(', ')} or parseActivation(x => …), got ${typeof activation === 'function' ? 'a plain function (give parseActivation(x => …))' : JSON.stringify(activation)}`,
+      userSite(),
+    );
+  if (isGated(activation) && w.gate === undefined) throw new KilnError('K1010', 'feedForward: a gated activation needs a gate weight', userSite());
   return x.m.scope(scope, () => {
     const up = linear(x, w.up, hidden, 'up'); // [seq, hidden]
     let h: Tensor;
     if (isGated(activation)) {
-      if (w.gate === undefined) throw new KilnError('K1010', 'feedForward: a gated activation needs a gate weight');
-      const gate = linear(x, w.gate, hidden, 'gate'); // [seq, hidden]
+      const gate = linear(x, w.gate!, hidden, 'gate'); // [seq, hidden]
       const act = x.m.scope('act', () =>
         activation === 'swiglu' ? op.silu(gate) : activation === 'geglu' ? op.gelu(gate) : applyActivation(activation as Activation, gate),
       );

@@ -96,7 +96,18 @@ export class ModelBuilder {
   }
 
   output(name: string, t: Tensor): void {
-    this.graph.output(name, t.id);
+    this.graph.output(name, this.own(t, `output '${name}'`).id);
+  }
+
+  /**
+   * `t`, if it is a tensor of this model's current build. A tensor is a value id, which means
+   * something else in another graph: one from another model (or an earlier build) would silently
+   * stand for another value here.
+   */
+  private own(t: Tensor, use: string): Tensor {
+    if (!(t instanceof Tensor)) throw new KilnError('K1015', `${use}: expected a tensor of model '${this.graph.name}', got ${t === null ? 'null' : typeof t}`, modelSite());
+    if (t.m !== this) throw new KilnError('K1015', `${use}: the tensor %${t.id} belongs to ${t.m.graph.name === this.graph.name ? 'an earlier build of this model' : `model '${t.m.graph.name}'`}, not to this build of '${this.graph.name}'; a tensor is used only in the model function that made it`, modelSite());
+    return t;
   }
 
   /** Run `fn` inside a named scope, so its nodes read `layers.3.attn.q` in dumps. */
@@ -110,7 +121,7 @@ export class ModelBuilder {
 
   /** Add a raw IR node; the ops in ops.ts are the typed way in. */
   add<S extends Names = Names>(op: OpKind, inputs: readonly Tensor[], attrs: Attrs = {}): Tensor<S> {
-    return new Tensor<S>(this, this.graph.add(op, inputs.map((t) => t.id), attrs));
+    return new Tensor<S>(this, this.graph.add(op, inputs.map((t, i) => this.own(t, `${op} operand ${i}`).id), attrs));
   }
 
   build(): Graph {

@@ -82,6 +82,9 @@ export class Session {
   private readonly runs = { prefill: 0, decode: 0 };
   /** The states, until the first run: the caches are new zeros (RunArgs.freshState). */
   private fresh: string[] | undefined;
+  private disposed = false;
+  /** A generate() is under way: the cache is its, until it ends. */
+  private generating = false;
 
   private constructor(
     program: Graph,
@@ -116,6 +119,14 @@ export class Session {
   static async create(model: Graph, opts: SessionOptions): Promise<Session> {
     const batch = opts.batch ?? DEFAULT_BATCH;
     if (!Number.isInteger(batch) || batch < 1) throw new KilnError('K1016', `session: batch must be a positive integer, got ${batch}`);
+    if (opts.maxSeqLen !== undefined && !(Number.isInteger(opts.maxSeqLen) && opts.maxSeqLen >= 1))
+      throw new KilnError('K1016', `session: maxSeqLen must be a positive integer, got ${opts.maxSeqLen}`);
+    const llamaMax = (model.meta['llama'] as { maxSeqLen?: unknown } | undefined)?.maxSeqLen;
+    if (opts.maxSeqLen === undefined && llamaMax === undefined)
+      throw new KilnError('K1016', `session: graph ${model.name} states no context length (no LLaMA config): give maxSeqLen to Session.create`);
+    // every weight, before anything compiles: a missing one would only show at the first step
+    const missing = model.nodes.filter((n) => n.op === 'param' && opts.weights[String(n.attrs['name'])] === undefined).map((n) => `'${String(n.attrs['name'])}'`);
+    if (missing.length) throw new KilnError('K1017', `session: no weights for ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
     const { graph, reports } = runPipeline(model, opts.passes ?? PIPELINE, {
       lastLogitsOnly: true,
       maxBatch: batch,
@@ -130,6 +141,13 @@ export class Session {
     // Over the prefill program's memory (wasm), the decode program's weights are bound already.
     if (!decode.sharesWeights) decode.setWeights(opts.weights);
     return new Session(graph, reports, prefill, decode);
+  }
+
+  /** Release what the programs hold (the wasm backend's worker threads and memory). The session is unusable after. */
+  dispose(): void {
+    this.prefillExe.dispose?.();
+    this.decodeExe.dispose?.();
+    this.disposed = true;
   }
 
   /** The two compiled programs: the prefill (any seq) and the one-token decode. */
@@ -197,8 +215,19 @@ export class Session {
     return this.prefill(prompt.slice(from));
   }
 
-  /** Sample up to `maxTokens` tokens after `prompt`, one at a time. */
+  /** Sample up to `maxTokens` tokens after `prompt`, one at a time. One generation at a time per session. */
   async *generate(prompt: readonly number[], opts: GenerateOptions): AsyncGenerator<GenerateStep, void, void> {
+    // two generations interleaved on one cache would each read the other's tokens
+    if (this.generating) throw new KilnError('K1017', 'session: a generate() is already running on this session; finish it (or break out of its loop) first, or make another session');
+    this.generating = true;
+    try {
+      yield* this.generateSteps(prompt, opts);
+    } finally {
+      this.generating = false;
+    }
+  }
+
+  private async *generateSteps(prompt: readonly number[], opts: GenerateOptions): AsyncGenerator<GenerateStep, void, void> {
     checkSamplingOptions(opts);
     if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new KilnError('K1016', `max tokens must be an integer ≥ 0, got ${opts.maxTokens}`);
     // The last sampled token is never run, so n tokens need prompt + n − 1 positions.
@@ -239,6 +268,7 @@ export class Session {
   }
 
   private step(tokens: readonly number[], exe: Executable): Float32Array {
+    if (this.disposed) throw new KilnError('K1017', 'session: disposed');
     this.checkRoom(tokens);
     const pos = this.position;
     const out = exe.run({ inputs: { tokens: Int32Array.from(tokens) }, symbols: { [this.seqSymbol]: tokens.length, [POS]: pos }, state: this.state, ...(this.fresh ? { freshState: this.fresh } : {}) });
