@@ -31,7 +31,12 @@ import type { Pass, PassOptions, PassResult } from './pass.js';
 const PASS = 'plan-memory';
 export const ALIGN = 64;
 const SOURCES = new Set(['input', 'param', 'state', 'const']);
-const BOUNDED = ['seq', 'pos'];
+/** The symbol that counts a step's tokens: the dim of input `tokens` (named as the model named it), else `seq`. */
+function seqSymbolOf(g: Graph): string {
+  const d = g.nodes.find((n) => n.op === 'input' && n.attrs['name'] === 'tokens')?.type.shape[0];
+  const names = d === undefined || typeof d === 'number' ? [] : Object.keys(d.terms);
+  return names.length === 1 ? names[0]! : 'seq';
+}
 
 export interface PlannedBuffer {
   /** The node id whose value lives here. */
@@ -72,10 +77,10 @@ function maxBatchOf(g: Graph, opts: PassOptions, max: number): number {
  * (0, max). A symbol in `fixed` (a program specialised to one token: seq = 1) takes its value;
  * the other then runs up to what is left.
  */
-function dimBound(d: Dim, max: number, fixed: Readonly<Record<string, number>> = {}, batch = max): number {
+function dimBound(d: Dim, max: number, fixed: Readonly<Record<string, number>> = {}, batch = max, seq = 'seq'): number {
   if (typeof d === 'number') return d;
-  const [s, p] = [d.terms['seq'] ?? 0, d.terms['pos'] ?? 0];
-  const [fs, fp] = [fixed['seq'], fixed['pos']];
+  const [s, p] = [d.terms[seq] ?? 0, d.terms['pos'] ?? 0];
+  const [fs, fp] = [fixed[seq], fixed['pos']];
   const corners: [number, number][] =
     fs !== undefined || fp !== undefined
       ? fs !== undefined && fp !== undefined
@@ -93,14 +98,15 @@ function dimBound(d: Dim, max: number, fixed: Readonly<Record<string, number>> =
  */
 export function planMemoryGraph(g: Graph, opts: PassOptions = {}, fixed: Readonly<Record<string, number>> = {}): MemoryPlan {
   const symbols = new Set(g.nodes.flatMap((n) => n.type.shape.flatMap(dimSymbols)));
-  const other = [...symbols].filter((s) => !BOUNDED.includes(s));
+  const seq = seqSymbolOf(g);
+  const other = [...symbols].filter((s) => s !== seq && s !== 'pos');
   if (other.length)
-    throw new KilnError('K1018', `${PASS}: graph ${g.name}: cannot bound the dim symbol${other.length > 1 ? 's' : ''} ${other.map((s) => `'${s}'`).join(', ')} (only seq and pos have a limit, maxSeqLen)`);
+    throw new KilnError('K1018', `${PASS}: graph ${g.name}: cannot bound the dim symbol${other.length > 1 ? 's' : ''} ${other.map((s) => `'${s}'`).join(', ')} (only ${seq}, the tokens' dim, and pos have a limit, maxSeqLen)`);
   const max = maxSeqLenOf(g, opts);
   if (symbols.size && max === undefined)
     throw new KilnError('K1018', `${PASS}: graph ${g.name} has symbolic sizes (${[...symbols].join(', ')}) but no maxSeqLen in the options, meta.llama or meta.kvCache to bound them`);
   const batch = maxBatchOf(g, opts, max ?? 0);
-  const bounds = Object.fromEntries([...symbols].sort().map((s) => [s, fixed[s] ?? (s === 'seq' ? batch : fixed['seq'] !== undefined && s === 'pos' ? max! - fixed['seq'] : max!)]));
+  const bounds = Object.fromEntries([...symbols].sort().map((s) => [s, fixed[s] ?? (s === seq ? batch : fixed[seq] !== undefined && s === 'pos' ? max! - fixed[seq] : max!)]));
 
   const index = new Map(g.nodes.map((n, i) => [n.id, i]));
   const lastUse = new Map<number, number>();
@@ -111,7 +117,7 @@ export function planMemoryGraph(g: Graph, opts: PassOptions = {}, fixed: Readonl
     .filter((n) => !SOURCES.has(n.op) && !outputs.has(n.id))
     .map((n) => {
       const start = index.get(n.id)!;
-      const bytes = n.type.shape.reduce<number>((b, d) => b * dimBound(d, max ?? 0, fixed, batch), DTYPE_INFO[n.type.dtype].bytes);
+      const bytes = n.type.shape.reduce<number>((b, d) => b * dimBound(d, max ?? 0, fixed, batch, seq), DTYPE_INFO[n.type.dtype].bytes);
       return { value: n.id, bytes, start, end: lastUse.get(n.id) ?? start };
     });
 

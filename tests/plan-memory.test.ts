@@ -258,7 +258,7 @@ describe('plan-memory: errors', () => {
     })();
     expect(e).toBeInstanceOf(KilnError);
     expect((e as KilnError).code).toBe('K1018');
-    expect((e as KilnError).message).toBe("plan-memory: graph g: cannot bound the dim symbol 'batch' (only seq and pos have a limit, maxSeqLen)");
+    expect((e as KilnError).message).toBe("plan-memory: graph g: cannot bound the dim symbol 'batch' (only seq, the tokens' dim, and pos have a limit, maxSeqLen)");
   });
 
   it('symbols without maxSeqLen', () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { jsBackend } from '../backends/js/index.js';
 import { createWasmBackend } from '../backends/wasm/index.js';
 import { KilnError } from '../graph/errors.js';
+import { parseGraph, stringifyGraph } from '../graph/print/index.js';
 import { presetModel } from '../src/dsl/presets.js';
 import { interpretBackend } from '../src/runtime/interpret-backend.js';
 import { Session } from '../src/runtime/session.js';
@@ -80,6 +81,15 @@ describe('Session', () => {
     expect(again).toHaveLength(2);
     s.dispose();
     expect(() => s.prefill([1])).toThrow('session: disposed');
+  });
+
+  it('runs a model whose tokens dim is not named seq (the plan bounds the tokens\' own symbol)', async () => {
+    const renamed = parseGraph(stringifyGraph(g).replace(/\bseq\b/g, 'n'), 'renamed.json');
+    expect(renamed.nodes[0]!.type.shape).toEqual([{ terms: { n: 1 }, offset: 0 }]);
+    const s = await Session.create(renamed, { backend: jsBackend, weights, batch: 4 });
+    expect((s.program.meta['memoryPlan'] as { bounds: Record<string, number> }).bounds['n']).toBe(4);
+    const want = (await make()).prefill([1, 2, 3, 4, 5, 6]);
+    expect(maxDiff(s.prefill([1, 2, 3, 4, 5, 6]), want)).toBeLessThan(1e-5);
   });
 
   it('decode one token at a time equals prefill of the whole sequence', async () => {
