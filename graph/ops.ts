@@ -8,7 +8,7 @@
  * the reduced axis with size 1 so results broadcast back against their input. Arithmetic on i32
  * values wraps to 32 bits and division truncates toward zero, as in C.
  */
-import { type DType, isDType } from './dtype.js';
+import { type DType, DTYPES, isDType } from './dtype.js';
 import { type Dim, dimAdd, dimEq, dimSub, isStatic, productEq, shapeToString, dimToString } from './dim.js';
 import { ShapeError } from './errors.js';
 import { KilnError } from './errors.js';
@@ -368,9 +368,11 @@ const defs: OpDef[] = [
     arity: 2,
     attrs: { eps: 'float' },
     meaning: 'x[…, D], w[D]: out = x / √(mean(x²) + eps) · w, the mean over the last axis.',
-    infer: ([x, w]) => {
+    infer: ([x, w], attrs) => {
       needFloat('rmsnorm', x!);
       needFloat('rmsnorm (weight)', w!);
+      const eps = attrs['eps'] as number;
+      if (!(eps >= 0 && Number.isFinite(eps))) fail('K1007', `rmsnorm: eps must be a finite number ≥ 0, got ${eps}`);
       const d = x!.shape.at(-1);
       if (d === undefined || w!.shape.length !== 1 || !dimEq(w!.shape[0]!, d))
         fail('K1008', `rmsnorm: weight ${shapeToString(w!.shape)} must be [${d === undefined ? '?' : dimToString(d)}], the last dim of ${shapeToString(x!.shape)}`);
@@ -450,6 +452,7 @@ export function attrProblem(kind: AttrKind, v: unknown): string {
     if (bad !== undefined) return `has ${String(bad)} in [${shown}]: a size must be a whole number or a named dim`;
   }
   if (kind === 'dim' && typeof v === 'number') return `must be an integer or a named dim, got ${v}`;
+  if (kind === 'dtype') return `should be one of ${DTYPES.join(', ')}, got ${JSON.stringify(v)}`;
   return `should be ${kind}, got ${JSON.stringify(v)}`;
 }
 

@@ -66,6 +66,9 @@ describe('typed tensors', () => {
     expect(ffn('silu')).toThrow('feedForward: activation must be one of swiglu, geglu, gelu, relu, relu2 or parseActivation(x => …), got "silu"');
     expect(ffn((v: number) => v)).toThrow('got a plain function (give parseActivation(x => …))');
     expect(ffn('relu')).not.toThrow();
+    // an eps that is not a finite number ≥ 0, and a dtype that does not exist, say what is allowed
+    expect(() => build((m) => m.output('y', nn.rmsNorm(m.input('x', 'f32', [2, 8]), 'w', NaN)))).toThrow('rmsnorm: eps must be a finite number ≥ 0, got NaN');
+    expect(() => build((m) => m.output('y', m.input('x', 'f16' as 'f32', [2])))).toThrow('should be one of f32, i32, got "f16"');
   });
 
   it('turns numbers into scalar consts that broadcast', () => {

@@ -81,6 +81,8 @@ describe('Session', () => {
     expect(again).toHaveLength(2);
     s.dispose();
     expect(() => s.prefill([1])).toThrow('session: disposed');
+    await expect(make().then((x) => x.prefill(['3' as unknown as number]))).rejects.toThrow('token "3" (a string, not a number) (at 0) is outside the vocabulary');
+    expect(() => createWasmBackend({ threads: Number.NaN })).toThrow('wasm backend: threads must be a whole number from 1 to 64, got NaN');
   });
 
   it('runs a model whose tokens dim is not named seq (the plan bounds the tokens\' own symbol)', async () => {

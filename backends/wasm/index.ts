@@ -6,7 +6,7 @@
  */
 import * as os from 'node:os';
 import * as v8 from 'node:v8';
-import { InternalError } from '../../graph/errors.js';
+import { InternalError, KilnError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
 import type { Backend, CompileOptions, DebugRun, Executable, HostArray, RunArgs } from '../backend.js';
 import { type Emitted, emitModule, jobArea } from './emit.js';
@@ -38,7 +38,9 @@ export function hasRelaxedSimd(): boolean {
 }
 
 export function createWasmBackend(opts: WasmBackendOptions = {}): Backend {
-  const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
+  if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 1 && opts.threads <= 64))
+    throw new KilnError('K1016', `wasm backend: threads must be a whole number from 1 to 64, got ${opts.threads}`);
+  const threads = Math.min(64, opts.threads ?? os.availableParallelism());
   return {
     name: BACKEND,
     caps: { fusedPatterns: [...FUSED], simd: true, threads },

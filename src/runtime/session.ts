@@ -255,7 +255,7 @@ export class Session {
   private checkTokens(tokens: readonly number[]): void {
     tokens.forEach((t, i) => {
       if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize)
-        throw new KilnError('K1017', `token ${t} (at ${i}) is outside the vocabulary [0, ${this.vocabSize})`);
+        throw new KilnError('K1017', `token ${typeof t === 'number' ? t : `${JSON.stringify(t)} (a ${typeof t}, not a number)`} (at ${i}) is outside the vocabulary [0, ${this.vocabSize})`);
     });
   }
 
