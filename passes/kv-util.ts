@@ -6,6 +6,13 @@ import { type Dim, dimAdd, dimEq, dimScale, productEq } from '../graph/dim.js';
 import type { Graph, Node } from '../graph/graph.js';
 
 /** `d` with the symbol `name` replaced by `by` (k·name + c → k·by + c). */
+/** The symbol that counts a step's tokens: the sole dim of input `tokens` (`seq`, or whatever the model named it). */
+export function tokensSymbol(g: Graph): string | undefined {
+  const d = g.nodes.find((n) => n.op === 'input' && n.attrs['name'] === 'tokens')?.type.shape[0];
+  const names = d === undefined || typeof d === 'number' ? [] : Object.keys(d.terms);
+  return names.length === 1 ? names[0] : undefined;
+}
+
 export function substDim(d: Dim, name: string, by: Dim): Dim {
   if (typeof d === 'number') return d;
   const k = d.terms[name];

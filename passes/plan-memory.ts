@@ -26,17 +26,13 @@ import type { Graph, Node } from '../graph/graph.js';
 import { type Bindings, interpretAll } from '../graph/interpret.js';
 import { type HostTensor, numelOf } from '../graph/tensor.js';
 import { typeToString } from '../graph/types.js';
+import { tokensSymbol } from './kv-util.js';
 import type { Pass, PassOptions, PassResult } from './pass.js';
 
 const PASS = 'plan-memory';
 export const ALIGN = 64;
 const SOURCES = new Set(['input', 'param', 'state', 'const']);
-/** The symbol that counts a step's tokens: the dim of input `tokens` (named as the model named it), else `seq`. */
-function seqSymbolOf(g: Graph): string {
-  const d = g.nodes.find((n) => n.op === 'input' && n.attrs['name'] === 'tokens')?.type.shape[0];
-  const names = d === undefined || typeof d === 'number' ? [] : Object.keys(d.terms);
-  return names.length === 1 ? names[0]! : 'seq';
-}
+
 
 export interface PlannedBuffer {
   /** The node id whose value lives here. */
@@ -98,7 +94,7 @@ function dimBound(d: Dim, max: number, fixed: Readonly<Record<string, number>> =
  */
 export function planMemoryGraph(g: Graph, opts: PassOptions = {}, fixed: Readonly<Record<string, number>> = {}): MemoryPlan {
   const symbols = new Set(g.nodes.flatMap((n) => n.type.shape.flatMap(dimSymbols)));
-  const seq = seqSymbolOf(g);
+  const seq = tokensSymbol(g) ?? 'seq';
   const other = [...symbols].filter((s) => s !== seq && s !== 'pos');
   if (other.length)
     throw new KilnError('K1018', `${PASS}: graph ${g.name}: cannot bound the dim symbol${other.length > 1 ? 's' : ''} ${other.map((s) => `'${s}'`).join(', ')} (only ${seq}, the tokens' dim, and pos have a limit, maxSeqLen)`);

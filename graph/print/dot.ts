@@ -1,5 +1,5 @@
 import type { Graph, Node } from '../graph.js';
-import { OPS } from '../ops.js';
+import { OPS, SOURCE_OPS } from '../ops.js';
 import { typeToString } from '../types.js';
 import { type FoldRun, foldLine, planFold } from './fold.js';
 import { formatAttrs } from './format.js';
@@ -59,7 +59,8 @@ function clusterFor(root: Cluster, scope: string): Cluster {
   return c;
 }
 
-const SOURCE_OPS = new Set(['input', 'param', 'state', 'const']);
+/** Nodes without inputs (ranked at the top by dot): not a param's anchor. */
+const SOURCES: ReadonlySet<string> = new Set(SOURCE_OPS);
 
 export function printDot(g: Graph, opts: DotOptions = {}): string {
   const plan = opts.fold ? planFold(g) : undefined;
@@ -114,7 +115,7 @@ export function printDot(g: Graph, opts: DotOptions = {}): string {
   for (const n of g.nodes) for (const src of n.inputs) if (!firstUser.has(src)) firstUser.set(src, n);
   for (const p of g.nodes) {
     if (p.op !== 'param' || plan?.hidden.has(p.id)) continue;
-    const data = firstUser.get(p.id)?.inputs.find((v) => !SOURCE_OPS.has(byId.get(v)!.op));
+    const data = firstUser.get(p.id)?.inputs.find((v) => !SOURCES.has(byId.get(v)!.op));
     if (data !== undefined && endpoint(data) !== `n${p.id}`) edges.add(`${endpoint(data)} -> n${p.id} [style=invis];`);
   }
   g.outputs.forEach((o, k) => {

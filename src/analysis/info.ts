@@ -2,6 +2,7 @@ import { KilnError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
 import { numel } from '../../graph/types.js';
 import { POS, insertKvCacheGraph } from '../../passes/insert-kv-cache.js';
+import { tokensSymbol } from '../../passes/kv-util.js';
 import { type FlopCount, graphFlops } from './flops.js';
 import { kvCacheBytesPerToken, type LlamaMeta, llamaDecodeFlops, llamaMeta } from './llama.js';
 import { type ParamStats, paramStats } from './params.js';
@@ -48,7 +49,7 @@ function stepFacts(g: Graph, context: number): ModelInfo['step'] {
     if (e instanceof KilnError) return undefined;
     throw e;
   }
-  const seq = graphSymbols(step).find((s) => s !== POS) ?? 'seq';
+  const seq = tokensSymbol(step) ?? 'seq';
   const kvBytes = step.nodes.filter((n) => n.op === 'state').reduce((s, n) => s + 4 * numel(n.type.shape), 0);
   return { decodeFlops: graphFlops(step, { [seq]: 1, [POS]: context - 1 }), kvBytesPerToken: kvBytes / context, kvBytesFullContext: kvBytes };
 }

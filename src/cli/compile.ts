@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { KilnError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
+import { tokensSymbol } from '../../passes/kv-util.js';
 import { type GraphSummary, graphSummary } from '../analysis/summary.js';
 import { makeDirs, writeFileAtomic } from './io.js';
 import { commas, humanBytes, table } from './format.js';
@@ -79,7 +80,7 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
 
   const { loadBackend } = await import('./backends.js');
   const backend = await loadBackend(opts.backend);
-  const seq = seqSymbol(program);
+  const seq = tokensSymbol(program);
   const kv = program.meta['kvCache'] !== undefined && seq !== undefined;
   // an arena or memory too large to allocate: the context (and the batch) set its size
   const tooLarge = (e: unknown): never => {
@@ -106,9 +107,11 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
     const base = g.name.replace(/[^A-Za-z0-9_.-]/g, '_') || 'model';
     makeDirs(opts.out);
     let relaxed = false;
+    const wrote = new Set<string>();
     for (const m of modules) {
       const stem = m.suffix ? `${base}.${m.suffix}` : base;
       if (m.exe.binary !== undefined) {
+        [`${stem}.wasm`, `${stem}.wat`, `${stem}.json`].forEach((f) => wrote.add(f));
         // A WebAssembly module: the binary that runs, and its text (WAT) to read.
         const header = `;; ${stem}.wat — kiln compile ${spec} --backend ${backend.name}\n;; ${m.what}.\n`;
         writeFileAtomic(join(opts.out, `${stem}.wasm`), m.exe.binary);
@@ -121,6 +124,7 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
         continue;
       }
       const name = `${stem}.js`;
+      wrote.add(name);
       if (m.exe.source === undefined) throw new KilnError('K1016', `the ${backend.name} backend writes no source code; --out needs one that does`);
       const note = `// ${name} — kiln compile ${spec} --backend ${backend.name}\n// ${m.what}.\n// Import this file by its own name: import { createModel } from './${name}';\n`;
       writeFileAtomic(join(opts.out, name), note + m.exe.source);
@@ -128,11 +132,7 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
     }
     if (relaxed)
       process.stderr.write('kiln: the modules use relaxed-SIMD fused multiply-add: engines without relaxed SIMD refuse them (Node 20 needs --experimental-wasm-relaxed-simd); --no-relaxed-simd writes plain SIMD128\n');
-    const mine = modules.flatMap((m) => {
-      const stem = m.suffix ? `${base}.${m.suffix}` : base;
-      return m.exe.binary !== undefined ? [`${stem}.wasm`, `${stem}.wat`, `${stem}.json`] : [`${stem}.js`];
-    });
-    staleNote(opts.out, (f) => f.startsWith(`${base}.`) && /\.(js|wasm|wat|json)$/.test(f), new Set(mine));
+    staleNote(opts.out, (f) => f.startsWith(`${base}.`) && /\.(js|wasm|wat|json)$/.test(f), wrote);
   }
   const threads = modules.map((m) => (m.exe as { manifest?: { threads?: number } }).manifest?.threads ?? 1);
   if (opts.out !== undefined && Math.max(...threads) > 1)
@@ -148,10 +148,6 @@ function staleNote(dir: string, ours: (file: string) => boolean, written: Readon
     process.stderr.write(`kiln: ${dir} also holds ${old.length === 1 ? 'a file' : `${old.length} files`} an earlier compile wrote, not part of this one: ${old.slice(0, 6).join(', ')}${old.length > 6 ? ', …' : ''}\n`);
 }
 
-function seqSymbol(g: Graph): string | undefined {
-  const d = g.nodes.find((n) => n.op === 'input' && n.attrs['name'] === 'tokens')?.type.shape[0];
-  return d === undefined || typeof d === 'number' ? undefined : Object.keys(d.terms)[0];
-}
 
 /** The memory plan's figures: arena size against no reuse, and the KV cache it sits beside. */
 function formatPlan(g: Graph, maxSeqLen: number | undefined): string {

@@ -55,7 +55,7 @@ export interface NormalizedLlamaConfig {
 }
 
 const KEYS = ['name', 'vocabSize', 'dim', 'nLayers', 'nHeads', 'nKvHeads', 'hiddenDim', 'maxSeqLen', 'ropeBase', 'ropeLayout', 'normEps', 'norm', 'activation', 'tiedEmbeddings'];
-const ACTIVATIONS: readonly string[] = ['swiglu', 'geglu', 'gelu', 'relu', 'relu2'];
+const ACTIVATIONS = nn.NAMED_ACTIVATIONS;
 
 /** Fill defaults and check the config; mistakes are K1010 errors at `site` (the user's call). */
 export function normalizeLlamaConfig(c: LlamaConfig, site: SourceLoc | undefined = userSite()): NormalizedLlamaConfig {

@@ -139,6 +139,8 @@ export function attention<S extends string, D extends string>(
 }
 
 export type FfnActivation = 'swiglu' | 'geglu' | 'gelu' | 'relu' | 'relu2' | Activation;
+/** The activations feedForward (and llama()) know by name. */
+export const NAMED_ACTIVATIONS: readonly string[] = ['swiglu', 'geglu', 'gelu', 'relu', 'relu2'];
 
 export interface FfnWeights {
   /** Only the gated forms (swiglu, geglu, custom) have a gate. */
@@ -165,7 +167,7 @@ export function feedForward<S extends string, D extends string>(
 ): Tensor<[S, D]> {
   const D = lastDim(x);
   // a name it does not know would otherwise fall through to ReLU, dropping the gate in silence
-  const named = ['swiglu', 'geglu', 'gelu', 'relu', 'relu2'];
+  const named = NAMED_ACTIVATIONS;
   const parsed = typeof activation === 'object' && activation !== null && typeof (activation as Activation).expr === 'object';
   if (typeof activation === 'string' ? !named.includes(activation) : !parsed)
     throw new KilnError(

@@ -17,6 +17,7 @@ import { InternalError, KilnError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
 import { numel } from '../../graph/types.js';
 import { POS, type KvCacheMeta } from '../../passes/insert-kv-cache.js';
+import { tokensSymbol } from '../../passes/kv-util.js';
 import { type PassReport, runPipeline } from '../../passes/manager.js';
 import type { Pass } from '../../passes/pass.js';
 import { PIPELINE } from '../../passes/pipeline.js';
@@ -110,10 +111,7 @@ export class Session {
     const v = shape?.at(-1);
     if (typeof v !== 'number') throw new KilnError('K1018', `session: graph ${program.name} has no output 'logits' of shape [..., vocab]`);
     this.vocabSize = v;
-    const tokens = program.nodes.find((n) => n.op === 'input' && n.attrs['name'] === 'tokens');
-    const d = tokens?.type.shape[0];
-    if (!tokens || d === undefined || typeof d === 'number') throw new KilnError('K1018', `session: graph ${program.name} has no input 'tokens' i32[seq]`);
-    this.seqSymbol = Object.keys(d.terms)[0]!;
+    this.seqSymbol = seqSymbolOf(program);
   }
 
   static async create(model: Graph, opts: SessionOptions): Promise<Session> {
@@ -285,9 +283,9 @@ export class Session {
 }
 
 function seqSymbolOf(g: Graph): string {
-  const d = g.nodes.find((n) => n.op === 'input' && n.attrs['name'] === 'tokens')?.type.shape[0];
-  if (d === undefined || typeof d === 'number') throw new KilnError('K1018', `session: graph ${g.name} has no input 'tokens' i32[seq]`);
-  return Object.keys(d.terms)[0]!;
+  const s = tokensSymbol(g);
+  if (s === undefined) throw new KilnError('K1018', `session: graph ${g.name} has no input 'tokens' i32[seq]`);
+  return s;
 }
 
 /** Sampling from NaN is choosing token 0 in silence: say what went wrong instead. */
