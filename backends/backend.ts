@@ -80,6 +80,8 @@ export interface Executable {
    * and the state rows a run wrote (into the caller's state buffers) come back.
    */
   readonly device?: string;
+  /** Why the device in use was chosen over another (gpu `auto`: which device it skipped, and why); the CLI prints it. */
+  readonly deviceNote?: string;
   /** The compiled binary, where the backend makes one (wasm: the module whose text is `source`). */
   readonly binary?: Uint8Array;
   /**

@@ -34,6 +34,9 @@ export const ERROR_CODES = {
   K1020: 'the context window is full',
   K1021: 'malformed checkpoint',
   K1022: 'the requested device is not available',
+  K1023: 'unusable training data',
+  K1024: 'training stopped',
+  K1025: 'a checkpoint that does not resume this run',
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

@@ -1,8 +1,7 @@
 /**
  * The gpu backend on each Node device: the conformance suite against the interpreter, and greedy
- * decoding equal to the js backend's for 32 steps. A device that is missing here fails its tests
- * with the reason (run under `xvfb-run -a` for headless-gl; WebGPU needs Dawn's adapter), unless
- * KILN_GPU_TESTS=skip says that this environment has no GPU devices on purpose.
+ * decoding equal to the js backend's for 32 steps. A device whose system stack is missing here
+ * skips its tests loudly (tests/stacks.ts), and fails them under KILN_REQUIRE_STACKS=1 (CI).
  *
  * Tolerance: relative 1e-4 with checkBackend's floor 1e-2 (see backends/gpu/index.ts): float32 on
  * the device like the js backend, but the GPU's exp/log/sin/pow are not the host's.
@@ -12,35 +11,29 @@ import { checkBackend, conformanceCases } from '../backends/conformance.js';
 import { GPU_TOLERANCE, gpuBackend, pickDevice } from '../backends/gpu/index.js';
 import { jsBackend } from '../backends/js/index.js';
 import { KilnError } from '../graph/errors.js';
+import { needs, stackProblem } from './stacks.js';
 import { presetModel } from '../src/dsl/presets.js';
 import { Session } from '../src/runtime/session.js';
 import { randomWeights } from '../src/runtime/weights.js';
 
-const SKIP = process.env['KILN_GPU_TESTS'] === 'skip';
 const CASES = conformanceCases();
-
-async function available(device: 'headlessgl' | 'webgpu'): Promise<string | undefined> {
-  try {
-    await pickDevice(device);
-    return undefined;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
 
 describe.each(['headlessgl', 'webgpu'] as const)('gpu backend on %s', (device) => {
   const backend = gpuBackend({ device });
 
-  it('the device is available (or KILN_GPU_TESTS=skip)', async () => {
-    const why = await available(device);
-    if (why && SKIP) return expect(why).toMatch(/not available/);
-    expect(why, `${why} — set KILN_GPU_TESTS=skip only where this environment has no such device`).toBeUndefined();
+  it('the device is available, or refused in one line naming what to install', async (ctx) => {
+    if (await stackProblem(device)) {
+      // what a user sees: one line, the device, what to install
+      const e = await pickDevice(device).then(() => undefined, (e: unknown) => e as Error);
+      expect(e).toBeInstanceOf(KilnError);
+      expect(e!.message).toMatch(new RegExp(`^gpu backend: device '${device}' is not available: [^\\n]+$`));
+    }
+    await needs(ctx, device);
+    expect((await pickDevice(device)).device).toBe(device);
   });
 
-  it('conformance against the interpreter', async () => {
-    const why = await available(device);
-    if (why && SKIP) return expect(why).toMatch(/not available/);
-    expect(why).toBeUndefined();
+  it('conformance against the interpreter', async (ctx) => {
+    await needs(ctx, device);
     const bad: string[] = [];
     for (const c of CASES) {
       const r = await checkBackend(backend, c.graph, { seed: 1, ...(c.symbols ? { symbols: c.symbols } : {}) });
@@ -51,10 +44,8 @@ describe.each(['headlessgl', 'webgpu'] as const)('gpu backend on %s', (device) =
     expect(bad).toEqual([]);
   }, 600_000);
 
-  it('greedy tokens equal the js backend for 32 steps on a seeded tiny model', async () => {
-    const why = await available(device);
-    if (why && SKIP) return expect(why).toMatch(/not available/);
-    expect(why).toBeUndefined();
+  it('greedy tokens equal the js backend for 32 steps on a seeded tiny model', async (ctx) => {
+    await needs(ctx, device);
     const g = presetModel('tiny').build();
     const weights = randomWeights(g, 7);
     const gen = async (b: typeof backend) => {
@@ -68,9 +59,8 @@ describe.each(['headlessgl', 'webgpu'] as const)('gpu backend on %s', (device) =
     expect(new Set(want).size).toBeGreaterThan(1);
   }, 600_000);
 
-  it('reports its device and refuses a missing one by name', async () => {
-    const why = await available(device);
-    if (why && SKIP) return expect(why).toMatch(/not available/);
+  it('reports its device and refuses a missing one by name', async (ctx) => {
+    await needs(ctx, device);
     const g = presetModel('tiny').build();
     const exe = await backend.compile(g);
     expect(exe.device).toBe(device);

@@ -13,6 +13,7 @@ import { Session } from '../src/runtime/session.js';
 import { buildWeb, type WebBuild } from '../scripts/build-web.js';
 import { type Browser, launchChromium } from './browser/chromium.js';
 import { type PageServer, startServer } from './browser/server.js';
+import { needs, stackProblem } from './stacks.js';
 
 const PROMPT = [3, 1, 4, 1, 5];
 const STEPS = 32;
@@ -47,7 +48,7 @@ beforeAll(async () => {
   expected = [];
   for await (const s of session.generate(PROMPT, { maxTokens: STEPS })) expected.push(s.token);
   server = await startServer({ dist: dir });
-  browser = await launchChromium();
+  if (!(await stackProblem('chromium'))) browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
@@ -97,7 +98,8 @@ describe('examples/web in headless Chromium', () => {
     expect(m.reference).toEqual(expected);
   });
 
-  it('js backend: the same greedy tokens as the js backend in Node', async () => {
+  it('js backend: the same greedy tokens as the js backend in Node', async (ctx) => {
+    await needs(ctx, 'chromium');
     const { result, logs } = await runPage('backend=js');
     expect(result.ok, `${result.error}\n${logs.join('\n')}`).toBe(true);
     expect(result.tokens).toEqual(expected);
@@ -106,10 +108,11 @@ describe('examples/web in headless Chromium', () => {
   });
 
   // gpu.js's kernels through its browser bundle; the page itself fails on any other kernel class.
-  it.each([
+  it.for([
     ['webgl2', 'WebGL2Kernel'],
     ['webgpu', 'WebGPUKernel'],
-  ])('gpu backend on %s: the same greedy tokens, on %s kernels only', async (device, kernel) => {
+  ] as const)('gpu backend on %s: the same greedy tokens, on %s kernels only', async ([device, kernel], ctx) => {
+    await needs(ctx, 'chromium');
     const { result, logs } = await runPage(`backend=gpu&device=${device}`);
     expect(result.ok, `${result.error}\n${logs.join('\n')}`).toBe(true);
     expect(result.device).toBe(device);
@@ -118,7 +121,8 @@ describe('examples/web in headless Chromium', () => {
     expect(server.missing).toEqual([]);
   });
 
-  it('wasm backend: the same greedy tokens, through the shared host with one thread and one memory', async () => {
+  it('wasm backend: the same greedy tokens, through the shared host with one thread and one memory', async (ctx) => {
+    await needs(ctx, 'chromium');
     const { result, logs } = await runPage('backend=wasm');
     expect(result.ok, `${result.error}\n${logs.join('\n')}`).toBe(true);
     // Chromium has relaxed SIMD, so the page takes the relaxed module
@@ -129,7 +133,8 @@ describe('examples/web in headless Chromium', () => {
     expect(server.missing).toEqual([]);
   });
 
-  it('gpu backend: a browser without WebGL2 makes the page fail loudly, never run on CPU kernels', async () => {
+  it('gpu backend: a browser without WebGL2 makes the page fail loudly, never run on CPU kernels', async (ctx) => {
+    await needs(ctx, 'chromium');
     // gpu.js's automatic mode would quietly take its CPU kernels here; the page asks for webgl2
     // explicitly and checks the kernel class it got.
     const noWebgl2 = `{ const get = HTMLCanvasElement.prototype.getContext;
@@ -140,7 +145,8 @@ describe('examples/web in headless Chromium', () => {
     expect(result.error).toMatch(/webgl2|WebGL2Kernel/);
   });
 
-  it('a backend the build lacks is reported on the page, not hung on', async () => {
+  it('a backend the build lacks is reported on the page, not hung on', async (ctx) => {
+    await needs(ctx, 'chromium');
     const { result } = await runPage('backend=nosuch');
     expect(result.ok).toBe(false);
     expect(result.error).toMatch(/^this build has no nosuch backend; it has js, gpu, wasm/);

@@ -212,6 +212,16 @@ describe('kiln run, logits, compile --out, fuzz', () => {
     expect(gpu.stderr).toContain('error K1016: --profile times the js and wasm backends');
   });
 
+  it('a gpu device that cannot run here is one line naming it, what to install and what works, exit 1', () => {
+    // without a display headless-gl cannot run whether or not npm gl was built, so this holds everywhere
+    const r = kiln(['run', 'preset:tiny', '--backend', 'gpu', '--device', 'headlessgl', '--tokens', '1,2', '--max-tokens', '4'], { env: { DISPLAY: '' } });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^error K1022: gpu backend: device 'headlessgl' is not available: headless-gl .*(xvfb|npm rebuild gl).*; (--device webgpu works here|no other gpu device works here either \(webgpu: .*\); the js and wasm backends need none)$/);
+  });
+
   it('usage mistakes: one line, exit 2, and no folder left behind; a flag another backend takes is named', () => {
     const out = join(tmp, 'never');
     const r = sh(

@@ -2,8 +2,8 @@
  * The gpu backend's fused rope_qk and swiglu kernels (used for bodies of the js kernels' form,
  * equal to the interpreter on random shapes and inputs) and its device-resident state: a decode
  * uploads the KV caches once, reads back only the rows it wrote, and still gives the js backend's
- * tokens; a new array (a reset) or a rollback is honoured. Skipped per device as backend-gpu.test.ts
- * does (KILN_GPU_TESTS=skip where there is no device on purpose).
+ * tokens; a new array (a reset) or a rollback is honoured. Skipped loudly per device, as in
+ * backend-gpu.test.ts (tests/stacks.ts).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -17,11 +17,11 @@ import { type Dim, dimAdd, dimScale, sym } from '../graph/dim.js';
 import type { Graph } from '../graph/graph.js';
 import type { Attrs } from '../graph/ops.js';
 import { llama } from '../src/dsl/llama.js';
+import { needs } from './stacks.js';
 import { presetModel } from '../src/dsl/presets.js';
 import { Session } from '../src/runtime/session.js';
 import { randomWeights } from '../src/runtime/weights.js';
 
-const SKIP = process.env['KILN_GPU_TESTS'] === 'skip';
 const seq = sym('seq');
 const pos = sym('pos');
 
@@ -91,18 +91,9 @@ function expectOneKernel(g: Graph): void {
 
 describe.each(['headlessgl', 'webgpu'] as const)('gpu backend on %s: fused kernels and resident state', (device) => {
   const backend = gpuBackend({ device });
-  const ready = async (): Promise<boolean> => {
-    try {
-      await pickDevice(device);
-      return true;
-    } catch (e) {
-      if (SKIP) return false;
-      throw e;
-    }
-  };
 
-  it('fused rope_qk is one kernel and matches the interpreter on random shapes', async () => {
-    if (!(await ready())) return;
+  it('fused rope_qk is one kernel and matches the interpreter on random shapes', async (ctx) => {
+    await needs(ctx, device);
     const arb = fc.record({
       Hkv: fc.integer({ min: 1, max: 3 }),
       g: fc.integer({ min: 1, max: 3 }),
@@ -127,8 +118,8 @@ describe.each(['headlessgl', 'webgpu'] as const)('gpu backend on %s: fused kerne
     );
   }, 300_000);
 
-  it('fused swiglu is one kernel and matches the interpreter on random shapes', async () => {
-    if (!(await ready())) return;
+  it('fused swiglu is one kernel and matches the interpreter on random shapes', async (ctx) => {
+    await needs(ctx, device);
     const arb = fc.record({
       M: fc.integer({ min: 1, max: 6 }),
       F: fc.integer({ min: 1, max: 20 }),
@@ -167,8 +158,8 @@ describe.each(['headlessgl', 'webgpu'] as const)('gpu backend on %s: fused kerne
     expect(emitModule(s.program).notes).toEqual(['fused causal_softmax (2 nodes): runs as its decomposition on this backend (one kernel per core op)']);
   });
 
-  it('greedy tokens equal the js backend on a half-rope GQA model and an MQA gelu model', async () => {
-    if (!(await ready())) return;
+  it('greedy tokens equal the js backend on a half-rope GQA model and an MQA gelu model', async (ctx) => {
+    await needs(ctx, device);
     const configs = [
       { name: 'gqa', vocabSize: 48, dim: 24, nLayers: 2, nHeads: 6, nKvHeads: 3, hiddenDim: 40, maxSeqLen: 32, ropeLayout: 'half' as const },
       { name: 'mqa', vocabSize: 40, dim: 16, nLayers: 2, nHeads: 4, nKvHeads: 1, hiddenDim: 24, maxSeqLen: 32, norm: 'layer' as const, activation: 'gelu' as const },
@@ -186,8 +177,8 @@ describe.each(['headlessgl', 'webgpu'] as const)('gpu backend on %s: fused kerne
     }
   }, 300_000);
 
-  it('resident state survives the kernels being rebuilt for larger symbols', async () => {
-    if (!(await ready())) return;
+  it('resident state survives the kernels being rebuilt for larger symbols', async (ctx) => {
+    await needs(ctx, device);
     const b = new GraphBuilder('grow');
     const cache = b.add('state', [], { name: 'cache', dtype: 'f32', shape: [8, 3] });
     const upd = b.add('update_slice', [cache, b.add('input', [], { name: 'x', dtype: 'f32', shape: [seq, 3] })], { axis: 0, start: pos });
@@ -212,8 +203,8 @@ describe.each(['headlessgl', 'webgpu'] as const)('gpu backend on %s: fused kerne
     expect(stateTraffic(got.exe)).toEqual({ uploads: 1, downloads: 0, rowReads: 8 });
   }, 120_000);
 
-  it('decode keeps the KV state on the device, reads back only its rows, and gives the js tokens', async () => {
-    if (!(await ready())) return;
+  it('decode keeps the KV state on the device, reads back only its rows, and gives the js tokens', async (ctx) => {
+    await needs(ctx, device);
     const g = presetModel('tiny').build();
     const weights = randomWeights(g, 7);
     const program = (await Session.create(g, { backend: jsBackend, weights, maxSeqLen: 40 })).program;

@@ -31,19 +31,39 @@ export function loadGpuJs(): { GPU: GpuClass } {
   return require('gpu.js') as { GPU: GpuClass };
 }
 
+/** What brings headless-gl in: it is an optional dependency, built from source against these. */
+export const HEADLESSGL_SETUP = 'apt-get install xvfb libxi-dev libglew-dev, then npm rebuild gl';
+
+/** Whether npm `gl` is in node_modules at all (an optional dependency: npm drops it when its build fails). */
+function glInstalled(): boolean {
+  try {
+    require.resolve('gl');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Why headless-gl cannot run here, or undefined when it should. */
 export function headlessGlProblem(): string | undefined {
+  if (!glInstalled()) return `headless-gl (npm gl, an optional dependency built from source) is not installed here: ${HEADLESSGL_SETUP}`;
   if (process.platform === 'linux' && !process.env['DISPLAY'])
-    return 'headless-gl needs an X display and none is set (DISPLAY is empty): run the command under `xvfb-run -a` (Debian: xvfb, libxi-dev, libglew-dev)';
+    return 'headless-gl needs an X display and none is set (DISPLAY is empty): run the command under `xvfb-run -a` (Debian: xvfb)';
   try {
     const gl = require('gl') as (w: number, h: number) => unknown;
     const ctx = gl(1, 1) as unknown as { getExtension(n: string): { destroy(): void } | null } | null;
     if (!ctx) return 'headless-gl could not create a WebGL context (is Mesa installed and the display working?)';
     ctx.getExtension('STACKGL_destroy_context')?.destroy();
   } catch (e) {
-    return `headless-gl (npm gl) does not load: ${(e as Error).message.split('\n')[0]} — it is built from source: npm rebuild gl`;
+    return `headless-gl (npm gl) does not load: ${(e as Error).message.split('\n')[0]} — ${HEADLESSGL_SETUP}`;
   }
   return undefined;
+}
+
+/** The Vulkan loader Dawn opens, where one is on this machine (a path), else undefined. */
+function vulkanLoader(): string | undefined {
+  const dirs = [...(process.env['LD_LIBRARY_PATH'] ?? '').split(':').filter(Boolean), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/usr/local/lib'];
+  return dirs.map((d) => `${d}/libvulkan.so.1`).find((f) => existsSync(f));
 }
 
 /**
@@ -52,6 +72,11 @@ export function headlessGlProblem(): string | undefined {
  */
 export function webgpuProblem(): string | undefined {
   if (!process.env['VK_ICD_FILENAMES'] && existsSync(SWIFTSHADER_ICD)) process.env['VK_ICD_FILENAMES'] = SWIFTSHADER_ICD;
+  // Without a loader Dawn can only fail, after printing a native warning: say why without asking it.
+  if (process.platform === 'linux' && !vulkanLoader()) {
+    const chromium = existsSync('/usr/lib/chromium/libvulkan.so.1') ? ', or start the process with LD_LIBRARY_PATH=/usr/lib/chromium, where chromium ships libvulkan.so.1' : '';
+    return `Dawn (npm webgpu) needs a Vulkan loader and there is none here (no libvulkan.so.1): without a GPU, apt-get install libvulkan1 chromium (chromium ships the SwiftShader Vulkan driver)${chromium}`;
+  }
   try {
     WebGpuHost.shared().call('probe');
     return undefined;

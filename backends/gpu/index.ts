@@ -57,25 +57,39 @@ const rethrow = (e: unknown): never => {
   throw e;
 };
 
-/** Which device `auto` picks here: headless-gl when a display works, else WebGPU; undefined with the reasons when neither does. */
-export async function pickDevice(choice: DeviceChoice): Promise<DeviceName> {
+/** A device that runs here, and a note when `auto` passed one over (which, and why). */
+export interface PickedDevice {
+  readonly device: DeviceName;
+  readonly note?: string;
+}
+
+/** Which device `choice` means here; a device that cannot run is a one-line K1022 that names what would. */
+export async function pickDevice(choice: DeviceChoice): Promise<PickedDevice> {
   if (!DEVICES.includes(choice)) throw new KilnError('K1016', `gpu backend: unknown device '${choice}'; devices are ${DEVICES.join(', ')}`);
   if (choice === 'webgl2') throw deviceError('webgl2', 'WebGL2 exists only in browsers; load the compiled module there (examples/web/), or use headlessgl or webgpu in Node');
   if (choice === 'headlessgl') {
     const why = headlessGlProblem();
-    if (why) throw deviceError('headlessgl', why);
-    return 'headlessgl';
+    if (why) throw deviceError('headlessgl', `${why}; ${otherDevices('webgpu', webgpuProblem)}`);
+    return { device: 'headlessgl' };
   }
   if (choice === 'webgpu') {
     const why = webgpuProblem();
-    if (why) throw deviceError('webgpu', why);
-    return 'webgpu';
+    if (why) throw deviceError('webgpu', `${why}; ${otherDevices('headlessgl', headlessGlProblem)}`);
+    return { device: 'webgpu' };
   }
   const gl = headlessGlProblem();
-  if (!gl) return 'headlessgl';
+  if (!gl) return { device: 'headlessgl' };
   const wg = webgpuProblem();
-  if (!wg) return 'webgpu';
-  throw deviceError('auto', `neither Node device works here. headlessgl: ${gl}. webgpu: ${wg}`);
+  if (!wg) return { device: 'webgpu', note: `--device auto: headlessgl skipped (${gl})` };
+  throw deviceError('auto', `neither Node device works here. headlessgl: ${gl}. webgpu: ${wg}. The js and wasm backends need no device`);
+}
+
+/** The other Node device, said as a choice when it works here. */
+function otherDevices(other: DeviceName, problem: () => string | undefined): string {
+  const why = problem();
+  return why === undefined
+    ? `--device ${other} works here`
+    : `no other gpu device works here either (${other}: ${why}); the js and wasm backends need none`;
 }
 
 function checkKinds(device: DeviceName, kinds: string[]): void {
@@ -90,7 +104,7 @@ export function gpuBackend(opts: { device?: DeviceChoice } = {}): Backend {
     caps: { fusedPatterns: [...Object.keys(FUSED_KERNELS), ...INLINED_PATTERNS], simd: false, threads: 1, maxTextureSize: 8192 },
     async compile(program: Graph, copts: CompileOptions = {}): Promise<Executable> {
       const { source, stateOuts } = emitModule(program, copts);
-      const device = await pickDevice(choice);
+      const { device, note } = await pickDevice(choice);
       const states = program.nodes.filter((n) => n.op === 'state').map((n) => String(n.attrs['name']));
       const sync = new StateSync(states, stateOuts, copts.specialize ?? {});
       let call: (args: ModelArgs, dbg?: Map<number, HostArray>) => Record<string, HostArray>;
@@ -152,7 +166,7 @@ export function gpuBackend(opts: { device?: DeviceChoice } = {}): Backend {
         }
         return sync.finish(args, sent, out);
       };
-      const exe: Executable & { device: string } = { backend: BACKEND, device, source, setWeights, run: (a) => run(a), dispose };
+      const exe: Executable & { device: string } = { backend: BACKEND, device, ...(note ? { deviceNote: note } : {}), source, setWeights, run: (a) => run(a), dispose };
       const full: Executable = !copts.debugValues
         ? exe
         : {

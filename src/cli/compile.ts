@@ -97,6 +97,8 @@ export async function compile(spec: string, opts: CompileOptions): Promise<void>
     : [{ suffix: '', what: 'the whole graph in one run', exe: first }];
 
   const device = modules.map((m) => m.exe.device).find((d) => d !== undefined);
+  const deviceNote = modules.map((m) => m.exe.deviceNote).find((d) => d !== undefined);
+  if (deviceNote !== undefined) process.stderr.write(`kiln: ${deviceNote}\n`);
   if (device !== undefined) process.stderr.write(`kiln: ${backend.name} backend running on ${device}\n`);
   const lines = [`passes (${g.name}, ${opts.backend} backend):`, formatReport(reports).trimEnd(), formatPlan(program, maxSeqLen ?? modelMaxSeqLen(g))];
   await writeStdout(`${lines.filter((l) => l !== '').join('\n')}\n\n${formatSummary(graphSummary(g))}`);

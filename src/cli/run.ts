@@ -101,6 +101,8 @@ export async function run(spec: string, opts: RunOptions): Promise<void> {
     throw new KilnError('K1020', `cannot allocate the memory for a context of ${commas(context)} positions${why}${kv} (${e.message}): give a smaller ${raised ? '--max-tokens or --context' : '--context'}`);
   });
   const device = session.executables.prefill.device;
+  const deviceNote = session.executables.prefill.deviceNote;
+  if (deviceNote !== undefined) process.stderr.write(`kiln: ${deviceNote}\n`);
   if (device !== undefined) process.stderr.write(`kiln: ${backend.name} backend running on ${device}\n`);
   if (sampling.temperature === 0 && (opts.topK !== undefined || opts.topP !== undefined))
     process.stderr.write('kiln: --top-k and --top-p shape sampling; with --temperature 0 (the default) decoding is greedy and ignores them\n');
