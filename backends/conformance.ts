@@ -97,6 +97,9 @@ export function conformanceCases(): ConformanceCase[] {
 
   add('reshape [seq, 6] → [2, 3*seq]', (b) => b.add('reshape', [f32(b, 'x', [seq, 6])], { shape: [2, dimScale(seq, 3)] }), S);
   add('transpose [3, 50, 7] perm [2, 0, 1]', (b) => b.add('transpose', [f32(b, 'x', [3, 50, 7])], { perm: [2, 0, 1] }));
+  add('transpose [seq, 37] perm [1, 0]', (b) => b.add('transpose', [f32(b, 'x', [seq, 37])], { perm: [1, 0] }), { seq: 19 });
+  add('transpose [2, 19, 33] perm [0, 2, 1]', (b) => b.add('transpose', [f32(b, 'x', [2, 19, 33])], { perm: [0, 2, 1] }));
+  add('transpose i32 [17, 5] perm [1, 0]', (b) => b.add('transpose', [i32(b, 'x', [17, 5])], { perm: [1, 0] }));
   add('slice axis 1 [3, 50] [pos, pos + seq)', (b) => b.add('slice', [f32(b, 'x', [3, 50])], { axis: 1, start: pos, end: dimAdd(pos, seq) }), S);
   add('slice axis 0 [783, 3] [1, 50)', (b) => b.add('slice', [f32(b, 'x', [783, 3])], { axis: 0, start: 1, end: 50 }));
   add('update_slice axis 0 at pos', (b) => b.add('update_slice', [f32(b, 'base', [7, 2, 3]), f32(b, 'u', [seq, 2, 3])], { axis: 0, start: pos }), S);
@@ -118,6 +121,87 @@ export function conformanceCases(): ConformanceCase[] {
   for (const layout of ['interleaved', 'half'])
     add(`rope ${layout} [seq, 3, 8] at pos`, (b) => b.add('rope', [f32(b, 'x', [seq, 3, 8])], { base: 10000, layout, offset: pos }), S);
   add('causal_mask [2, seq, pos + seq] offset pos', (b) => b.add('causal_mask', [f32(b, 'x', [2, seq, dimAdd(pos, seq)])], { offset: pos }), S);
+
+  // what a backward pass makes of a LLaMA: weight gradients as transpose + matmul (dW = xᵀ·g for
+  // [in, out] weights, gᵀ·x for [out, in] ones), dx = g·W against a param without transB, attention's
+  // dK = dSᵀ·Q batched, reductions over the sequence axis (bias-like sums, [seq, vocab]),
+  // broadcasts back, and the gradients of slice and concat (concat, update_slice into zeros).
+  // Outputs are kept to a few thousand where K is small: a sum of a few products lands within
+  // 1e-4 of 0 now and then, and there f32 rounding (~1e-7) is over the per-node tolerance.
+  add('backward: matmul transpose [seq, 7]ᵀ·[seq, 783]', (b) => b.add('matmul', [b.add('transpose', [f32(b, 'x', [seq, 7])], { perm: [1, 0] }), f32(b, 'g', [seq, 783])], { transB: false }), { seq: 9 });
+  add('backward: matmul transpose [seq, 7]ᵀ·[seq, 50]', (b) => b.add('matmul', [b.add('transpose', [f32(b, 'g', [seq, 7])], { perm: [1, 0] }), f32(b, 'x', [seq, 50])], { transB: false }), { seq: 5 });
+  // (g at a gradient's scale, 1/√783: an f32 sum of 783 products of O(1) values is off by ~1e-5)
+  add('backward: matmul [seq, 783]·W[783, 50] (dx of a transB weight)', (b) => {
+    const g = b.add('mul', [f32(b, 'g', [seq, 783]), b.add('const', [], { dtype: 'f32', shape: [], value: [1 / Math.sqrt(783)] })]);
+    return b.add('matmul', [g, param(b, 'w', [783, 50])], { transB: false });
+  }, S);
+  add('backward: matmul transB [seq, 50]·[783, 50]ᵀ, b not a param', (b) => b.add('matmul', [f32(b, 'a', [seq, 50]), f32(b, 'b', [783, 50])], { transB: true }), S);
+  add('backward: matmul batched transpose [2, seq, 5]ᵀ·[2, seq, 4]', (b) =>
+    b.add('matmul', [b.add('transpose', [f32(b, 's', [2, seq, 5])], { perm: [0, 2, 1] }), f32(b, 'q', [2, seq, 4])], { transB: false }), { seq: 6 });
+  for (const op of ['sum', 'mean'] as const) {
+    add(`backward: ${op} axis 0 [seq, 783]`, (b) => b.add(op, [f32(b, 'g', [seq, 783])], { axis: 0 }), { seq: 7 });
+    add(`backward: ${op} axis 0 [seq, 1003]`, (b) => b.add(op, [f32(b, 'g', [seq, 1003])], { axis: 0 }), { seq: 5 });
+  }
+  add('backward: sum axis 0 [9, 4, 50]', (b) => b.add('sum', [f32(b, 'g', [9, 4, 50])], { axis: 0 }));
+  add('backward: broadcast [1, 783] → [seq, 783]', (b) => b.add('broadcast', [f32(b, 'x', [1, 783])], { shape: [seq, 783] }), S);
+  add('backward: broadcast [seq, 1] → [seq, 50]', (b) => b.add('broadcast', [f32(b, 'x', [seq, 1])], { shape: [seq, 50] }), S);
+  add('backward: broadcast [] → [3, 50]', (b) => b.add('broadcast', [f32(b, 'x', [])], { shape: [3, 50] }));
+  add('backward: concat axis 0 [seq, 50] ++ [3, 50]', (b) => b.add('concat', [f32(b, 'a', [seq, 50]), f32(b, 'b', [3, 50])], { axis: 0 }), S);
+  add('backward: concat axis -1 [seq, 2, 4] ++ [seq, 2, 4]', (b) => b.add('concat', [f32(b, 'a', [seq, 2, 4]), f32(b, 'b', [seq, 2, 4])], { axis: -1 }), S);
+  add('backward: slice axis -1 [seq, 783] [7, 50)', (b) => b.add('slice', [f32(b, 'x', [seq, 783])], { axis: -1, start: 7, end: 50 }), S);
+  add('backward: slice axis 1 [2, seq, 8] [0, 4)', (b) => b.add('slice', [f32(b, 'x', [2, seq, 8])], { axis: 1, start: 0, end: 4 }), { seq: 5 });
+  add('backward: update_slice axis 1 into a computed value that is read again', (b) => {
+    const base = b.add('mul', [f32(b, 'x', [seq, 50]), b.add('const', [], { dtype: 'f32', shape: [], value: [2] })]);
+    const upd = b.add('update_slice', [base, f32(b, 'u', [seq, 7])], { axis: 1, start: 3 });
+    return { y: b.add('add', [upd, base]), z: upd };
+  }, S);
+  add('backward: update_slice axis 0 into zeros at 2', (b) => {
+    const zeros = b.add('broadcast', [b.add('const', [], { dtype: 'f32', shape: [], value: [0] })], { shape: [7, 50] });
+    return b.add('update_slice', [zeros, f32(b, 'g', [seq, 50])], { axis: 0, start: 2 });
+  }, S);
+  add('backward: update_slice axis 0 into an input, past its end (rejected)', (b) => b.add('update_slice', [f32(b, 'x', [4, 3]), f32(b, 'u', [seq, 3])], { axis: 0, start: pos }), { seq: 3, pos: 2 });
+
+  // training ops
+  add('one_hot i32[seq, 3] depth 7 (indices in [−1, 7]: some rows zero)', (b) => b.add('one_hot', [i32(b, 'ids', [seq, 3])], { depth: 7 }), { seq: 4 });
+  add('one_hot i32[50] depth 783', (b) => b.add('one_hot', [i32(b, 'ids', [50])], { depth: 783 }));
+  add('one_hot of consts −1, 0, 6, 7, 3, depth seq', (b) =>
+    b.add('one_hot', [b.add('const', [], { dtype: 'i32', shape: [5], value: [-1, 0, 6, 7, 3] })], { depth: seq }), { seq: 7 });
+  add('scatter_add i32[seq] × [seq, 50] into 4 rows (repeated indices)', (b) => b.add('scatter_add', [i32(b, 'ids', [seq]), f32(b, 'g', [seq, 50])], { rows: 4 }), { seq: 9 });
+  add('scatter_add i32[2, 5] × [2, 5, 3, 4] into 3 rows', (b) => b.add('scatter_add', [i32(b, 'ids', [2, 5]), f32(b, 'g', [2, 5, 3, 4])], { rows: 3 }));
+  add('scatter_add i32[50] × [50] into 783 rows (most rows zero)', (b) => b.add('scatter_add', [i32(b, 'ids', [50]), f32(b, 'g', [50])], { rows: 783 }));
+  add('scatter_add i32[seq] × [seq, 37] into seq + 1 rows', (b) => b.add('scatter_add', [i32(b, 'ids', [seq]), f32(b, 'g', [seq, 37])], { rows: dimAdd(seq, 1) }), { seq: 6 });
+  add('scatter_add i32[seq, pos] × [seq, pos, 5] into 6 rows (two symbols)', (b) => b.add('scatter_add', [i32(b, 'ids', [seq, pos]), f32(b, 'g', [seq, pos, 5])], { rows: 6 }), { seq: 3, pos: 4 });
+  add('scatter_add: the gradient of gather (same ids)', (b) => {
+    const ids = i32(b, 'ids', [seq]);
+    const rows = b.add('gather', [param(b, 'table', [11, 6]), ids]);
+    return b.add('scatter_add', [ids, b.add('mul', [rows, f32(b, 'g', [seq, 6])])], { rows: 11 });
+  }, { seq: 8 });
+  add('scatter_add index 5 outside [0, 4) (rejected)', (b) =>
+    b.add('scatter_add', [b.add('const', [], { dtype: 'i32', shape: [3], value: [0, 5, 1] }), f32(b, 'g', [3, 2])], { rows: 4 }));
+  add('scatter_add index −1 (rejected)', (b) =>
+    b.add('scatter_add', [b.add('const', [], { dtype: 'i32', shape: [2], value: [1, -1] }), f32(b, 'g', [2, 3])], { rows: 4 }));
+  add('cross_entropy [seq, 783] by i32[seq]', (b) => b.add('cross_entropy', [f32(b, 'logits', [seq, 783]), i32(b, 't', [seq])]), { seq: 5 });
+  add('cross_entropy [2, 3, 50] by i32[2, 3]', (b) => b.add('cross_entropy', [f32(b, 'logits', [2, 3, 50]), i32(b, 't', [2, 3])]));
+  add('cross_entropy [7] by i32[] (one row)', (b) => b.add('cross_entropy', [f32(b, 'logits', [7]), i32(b, 't', [])]));
+  add('cross_entropy [5, 1] (one class)', (b) => b.add('cross_entropy', [f32(b, 'logits', [5, 1]), i32(b, 't', [5])]));
+  add('cross_entropy of logits ×300 (exps far below f32 range)', (b) => {
+    const x = b.add('mul', [f32(b, 'logits', [4, 131]), b.add('const', [], { dtype: 'f32', shape: [], value: [300] })]);
+    return b.add('cross_entropy', [x, i32(b, 't', [4])]);
+  });
+  add('cross_entropy with −∞ logits (causal_mask; one target masked: +∞)', (b) => {
+    const x = b.add('causal_mask', [f32(b, 'logits', [3, 6, 13])], { offset: 7 });
+    return b.add('cross_entropy', [x, b.add('const', [], { dtype: 'i32', shape: [3, 6], value: [12, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9] })]);
+  });
+  add('cross_entropy target 50 outside [0, 50) (rejected)', (b) =>
+    b.add('cross_entropy', [f32(b, 'logits', [2, 50]), b.add('const', [], { dtype: 'i32', shape: [2], value: [3, 50] })]));
+  const key = (b: B) => i32(b, 'key', [2]); // [seed, step]
+  add('dropout_mask [seq, 50] p 0.25 stream 3', (b) => b.add('dropout_mask', [key(b)], { shape: [seq, 50], p: 0.25, stream: 3 }), S);
+  add('dropout_mask [783, 3] p 0.1, const key, stream 2^31 − 1', (b) =>
+    b.add('dropout_mask', [b.add('const', [], { dtype: 'i32', shape: [2], value: [123456789, -7] })], { shape: [783, 3], p: 0.1, stream: 0x7fffffff }));
+  for (const p of [0, 0.5, 0.9, 0.999])
+    add(`dropout_mask [1003] p ${p} stream 5`, (b) => b.add('dropout_mask', [key(b)], { shape: [1003], p, stream: 5 }));
+  add('dropout_mask [] (one element)', (b) => b.add('dropout_mask', [key(b)], { shape: [], p: 0.3, stream: 1 }));
+  add('x · dropout_mask [seq, 2, 7]', (b) => b.add('mul', [f32(b, 'x', [seq, 2, 7]), b.add('dropout_mask', [key(b)], { shape: [seq, 2, 7], p: 0.4, stream: 9 })]), S);
 
   // fused patterns
   for (const [H, Hkv] of [
@@ -265,13 +349,26 @@ export function pickSymbols(g: Graph, seed: number, given: Readonly<Record<strin
 /**
  * Seeded inputs, params and state: f32 uniform in [−1, 1) — params of rank ≥ 2 scaled by
  * 1/√(last dim), as trained weight matrices roughly are, so that values stay O(1) through a deep
- * graph instead of growing layer by layer; i32 indices of a gather in range; other i32 in −3…3.
+ * graph instead of growing layer by layer; i32 indices of a gather, scatter_add or cross_entropy
+ * in range; one_hot's indices in [−1, depth] (a row of zeros now and then); dropout keys of any 32
+ * bits; other i32 in −3…3.
  */
 export function randomBindings(g: Graph, seed: number, env: Readonly<Record<string, number>>): Record<'input' | 'param' | 'state', Record<string, HostArray>> {
   const r = rng(seed);
   const byId = new Map(g.nodes.map((n) => [n.id, n]));
+  // indices a kernel reads as rows: [0, V) (the smallest V where several read one array)
   const range = new Map<number, number>();
-  for (const n of g.nodes) if (n.op === 'gather') range.set(n.inputs[1]!, evalDim(byId.get(n.inputs[0]!)!.type.shape[0]!, env));
+  const within = (id: number, V: number) => range.set(id, Math.min(V, range.get(id) ?? V));
+  for (const n of g.nodes) {
+    if (n.op === 'gather') within(n.inputs[1]!, evalDim(byId.get(n.inputs[0]!)!.type.shape[0]!, env));
+    else if (n.op === 'scatter_add') within(n.inputs[0]!, evalDim(n.attrs['rows'] as Dim, env));
+    else if (n.op === 'cross_entropy') within(n.inputs[1]!, evalDim(byId.get(n.inputs[0]!)!.type.shape.at(-1)!, env));
+  }
+  // one_hot's indices in [−1, depth]: rows of zeros too
+  const oneHot = new Map<number, number>();
+  for (const n of g.nodes) if (n.op === 'one_hot' && !range.has(n.inputs[0]!)) oneHot.set(n.inputs[0]!, evalDim(n.attrs['depth'] as Dim, env));
+  // dropout_mask's key: any 32 bits
+  const keys = new Set(g.nodes.filter((n) => n.op === 'dropout_mask').map((n) => n.inputs[0]!));
   const out = { input: {}, param: {}, state: {} } as Record<'input' | 'param' | 'state', Record<string, HostArray>>;
   const scale = (n: Node) => (n.op === 'param' && n.type.shape.length >= 2 ? 1 / Math.sqrt(Math.max(1, evalDim(n.type.shape.at(-1)!, env))) : 1);
   for (const n of g.nodes) {
@@ -280,7 +377,11 @@ export function randomBindings(g: Graph, seed: number, env: Readonly<Record<stri
     const V = range.get(n.id);
     out[n.op][String(n.attrs['name'])] =
       n.type.dtype === 'i32'
-        ? Int32Array.from({ length: size }, () => (V !== undefined ? Math.floor(r() * V) : Math.floor(r() * 7) - 3))
+        ? Int32Array.from({ length: size }, () => {
+            if (V !== undefined) return Math.floor(r() * V);
+            if (oneHot.has(n.id)) return Math.floor(r() * (oneHot.get(n.id)! + 2)) - 1;
+            return keys.has(n.id) ? Math.floor(r() * 2 ** 32) | 0 : Math.floor(r() * 7) - 3;
+          })
         : Float32Array.from({ length: size }, () => (2 * r() - 1) * scale(n));
   }
   return out;

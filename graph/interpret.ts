@@ -10,6 +10,7 @@ import { type Dim, dimToString, evalDim, shapeToString } from './dim.js';
 import { InternalError, KilnError } from './errors.js';
 import type { Graph, Node } from './graph.js';
 import { broadcastShapes, type BinaryOp, type FusedBody, type UnaryOp } from './ops.js';
+import { dropoutBits, dropoutThreshold } from './random.js';
 import { type HostTensor, numelOf } from './tensor.js';
 import { normAxis } from './types.js';
 
@@ -300,6 +301,47 @@ function evalNode(n: Node, xs: HostTensor[], b: Bindings, env: Env): HostTensor 
       const offset = dim(a['offset'] as Dim);
       const r = x.shape.length;
       return tensor(dtype, x.shape, (idx, f) => (idx[r - 1]! > idx[r - 2]! + offset ? -Infinity : x.data[f]!));
+    }
+    case 'one_hot': {
+      const depth = dim(a['depth'] as Dim);
+      const out = new Float64Array(x.data.length * depth);
+      x.data.forEach((v, i) => {
+        if (Number.isInteger(v) && v >= 0 && v < depth) out[i * depth + v] = 1;
+      });
+      return { dtype, shape: [...x.shape, depth], data: out };
+    }
+    case 'scatter_add': {
+      const [ids, upd] = xs as [HostTensor, HostTensor];
+      const rows = dim(a['rows'] as Dim);
+      const rest = upd.shape.slice(ids.shape.length);
+      const row = numelOf(rest);
+      const out = new Float64Array(rows * row);
+      ids.data.forEach((v, i) => {
+        if (!(Number.isInteger(v) && v >= 0 && v < rows))
+          throw new KilnError('K1017', `${where}: index ${v} at position ${i} is outside [0, ${rows})`, n.loc);
+        for (let k = 0; k < row; k++) out[v * row + k]! += upd.data[i * row + k]!;
+      });
+      return { dtype, shape: [rows, ...rest], data: out };
+    }
+    case 'cross_entropy': {
+      const targets = xs[1]!;
+      const V = x.shape.at(-1)!;
+      const out = new Float64Array(targets.data.length);
+      targets.data.forEach((t, r) => {
+        if (!(Number.isInteger(t) && t >= 0 && t < V))
+          throw new KilnError('K1017', `${where}: target ${t} at position ${r} is outside [0, ${V})`, n.loc);
+        const lane = x.data.subarray(r * V, (r + 1) * V);
+        const m = lane.reduce((p, v) => Math.max(p, v), -Infinity);
+        const s = lane.reduce((p, v) => p + Math.exp(v - m), 0);
+        out[r] = m + Math.log(s) - lane[t]!;
+      });
+      return { dtype, shape: targets.shape, data: out };
+    }
+    case 'dropout_mask': {
+      const [seed, step] = [x.data[0]!, x.data[1]!];
+      const [p, stream] = [a['p'] as number, a['stream'] as number];
+      const [threshold, scale] = [dropoutThreshold(p), 1 / (1 - p)];
+      return tensor(dtype, dims(), (_, i) => (dropoutBits(seed, step, stream, i) >= threshold ? scale : 0));
     }
   }
   throw new InternalError(`interpret: no rule for op '${n.op}'`);

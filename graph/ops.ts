@@ -22,6 +22,8 @@ export const REDUCE_OPS = ['sum', 'mean', 'amax'] as const;
 export const SOURCE_OPS = ['input', 'param', 'state', 'const', 'iota'] as const;
 export const LAYOUT_OPS = ['reshape', 'transpose', 'slice', 'update_slice', 'concat', 'broadcast', 'gather'] as const;
 export const SPECIAL_OPS = ['matmul', 'softmax', 'rmsnorm', 'rope', 'causal_mask', 'fused'] as const;
+/** Ops training needs: a loss, the gradient of gather, dropout. None of them is elementwise. */
+export const TRAINING_OPS = ['one_hot', 'scatter_add', 'cross_entropy', 'dropout_mask'] as const;
 
 export type UnaryOp = (typeof UNARY_OPS)[number];
 export type BinaryOp = (typeof BINARY_OPS)[number];
@@ -32,7 +34,8 @@ export type OpKind =
   | ReduceOp
   | (typeof SOURCE_OPS)[number]
   | (typeof LAYOUT_OPS)[number]
-  | (typeof SPECIAL_OPS)[number];
+  | (typeof SPECIAL_OPS)[number]
+  | (typeof TRAINING_OPS)[number];
 
 /** Attribute kinds, so that JSON graphs can be checked and dims decoded on load. */
 export type AttrKind = 'int' | 'float' | 'bool' | 'string' | 'dtype' | 'dim' | 'dims' | 'ints' | 'floats' | 'graph';
@@ -404,6 +407,69 @@ const defs: OpDef[] = [
       needFloat('causal_mask', x!);
       if (x!.shape.length < 2) fail('K1002', `causal_mask: expects rank ≥ 2, got ${shapeToString(x!.shape)}`);
       return x!;
+    },
+  },
+  {
+    kind: 'one_hot',
+    arity: 1,
+    attrs: { depth: 'dim' },
+    meaning:
+      'indices (i32)[…] → f32[…, depth]: out[…, v] = 1 if indices[…] = v, else 0. An index outside [0, depth) gives a row of zeros, not an error (a position the loss ignores). Not differentiable: its operand is an integer.',
+    infer: ([idx], attrs) => {
+      if (idx!.dtype !== 'i32') fail('K1006', `one_hot: indices must be i32, got ${typeToString(idx!)}`);
+      const depth = attrs['depth'] as Dim;
+      if (isStatic(depth) && depth < 1) fail('K1007', `one_hot: depth must be at least 1, got ${depth}`);
+      return { dtype: 'f32', shape: [...idx!.shape, depth] };
+    },
+  },
+  {
+    kind: 'scatter_add',
+    arity: 2,
+    attrs: { rows: 'dim' },
+    meaning:
+      'indices (i32)[…idx], updates f32[…idx, …rest] → f32[rows, …rest]: out[v, …] = Σ updates[i, …] over the positions i (of …idx) with indices[i] = v; a row no index names is 0, and repeated indices add up. The gradient of `gather` with respect to its table. An index outside [0, rows) is an error (as in gather).',
+    infer: ([idx, upd], attrs) => {
+      if (idx!.dtype !== 'i32') fail('K1006', `scatter_add: indices must be i32, got ${typeToString(idx!)}`);
+      needFloat('scatter_add (updates)', upd!);
+      const rows = attrs['rows'] as Dim;
+      if (isStatic(rows) && rows < 1) fail('K1007', `scatter_add: rows must be at least 1, got ${rows}`);
+      const k = idx!.shape.length;
+      if (upd!.shape.length < k || !idx!.shape.every((d, i) => dimEq(d, upd!.shape[i]!)))
+        fail('K1008', `scatter_add: updates ${typeToString(upd!)} must have the shape of indices ${shapeToString(idx!.shape)} followed by the rest`);
+      return { dtype: 'f32', shape: [rows, ...upd!.shape.slice(k)] };
+    },
+  },
+  {
+    kind: 'cross_entropy',
+    arity: 2,
+    attrs: {},
+    meaning:
+      'logits f32[…, V], targets (i32)[…] (logits\' shape without its last axis) → f32[…]: out[…] = logsumexp(logits[…, :]) − logits[…, targets[…]], computed stably: m + ln Σ exp(logits − m) with m the row\'s max, so huge logits stay finite. A target outside [0, V) is an error. Its gradient with respect to the logits is (softmax(logits) − one_hot(targets, V)) · g[…, None].',
+    infer: ([logits, targets]) => {
+      needFloat('cross_entropy (logits)', logits!);
+      if (targets!.dtype !== 'i32') fail('K1006', `cross_entropy: targets must be i32, got ${typeToString(targets!)}`);
+      if (logits!.shape.length < 1) fail('K1002', `cross_entropy: logits need rank ≥ 1 ([…, classes]), got ${shapeToString(logits!.shape)}`);
+      const lead = logits!.shape.slice(0, -1);
+      if (targets!.shape.length !== lead.length || !lead.every((d, i) => dimEq(d, targets!.shape[i]!)))
+        fail('K1008', `cross_entropy: targets ${typeToString(targets!)} must have the shape of logits ${typeToString(logits!)} without its last axis, ${shapeToString(lead)}`);
+      return { dtype: 'f32', shape: lead };
+    },
+  },
+  {
+    kind: 'dropout_mask',
+    arity: 1,
+    attrs: { shape: 'dims', p: 'float', stream: 'int' },
+    meaning:
+      'key (i32)[2] = [seed, step] (a runtime input) → f32[shape]: element i (row-major) is 1/(1 − p) if u ≥ p, else 0, where u = (h >>> 8) / 2²⁴ ∈ [0, 1) and h = hash(seed, step, stream, i), all in uint32 arithmetic (Math.imul and >>> 0; seed and step taken as their two\'s-complement bits): fmix(h) is murmur3\'s fmix32 (h ^= h >>> 16; h = h·0x85ebca6b; h ^= h >>> 13; h = h·0xc2b2ae35; h ^= h >>> 16); h = fmix(i ^ 0x9e3779b9); h = fmix(h ^ stream·0x632be5ab); h = fmix(h ^ step); h = fmix(h ^ seed). u ≥ p is decided exactly, as the integer comparison (h >>> 8) ≥ ⌈p·2²⁴⌉ (graph/random.ts). 0 ≤ p < 1; `stream` (0 ≤ stream < 2³¹) tells apart the masks drawn from one key. Not differentiable: dropout(x) = x · mask.',
+    infer: ([key], attrs) => {
+      if (key!.dtype !== 'i32' || key!.shape.length !== 1 || !dimEq(key!.shape[0]!, 2))
+        fail(key!.dtype !== 'i32' ? 'K1006' : 'K1008', `dropout_mask: key must be i32[2] ([seed, step]), got ${typeToString(key!)}`);
+      const p = attrs['p'] as number;
+      if (!(p >= 0 && p < 1)) fail('K1007', `dropout_mask: p must be in [0, 1), got ${p}`);
+      const stream = attrs['stream'] as number;
+      if (!(Number.isInteger(stream) && stream >= 0 && stream <= 0x7fffffff))
+        fail('K1007', `dropout_mask: stream must be an integer in [0, 2147483647], got ${stream}`);
+      return { dtype: 'f32', shape: [...(attrs['shape'] as Dim[])] };
     },
   },
   {

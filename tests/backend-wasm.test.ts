@@ -404,6 +404,58 @@ describe('wasm: softmax in f32', () => {
   });
 });
 
+describe('wasm: the training kernels against the interpreter, closer than the per-node tolerance', () => {
+  /** The graph's output `y` on the backend and in the interpreter (rounded to f32). */
+  const both = async (backend: Backend, g: Graph, inputs: Record<string, Float32Array | Int32Array>) => {
+    const exe = await backend.compile(g);
+    exe.setWeights({});
+    const got = exe.run({ inputs, symbols: {} })['y'] as Float32Array;
+    const shapes = Object.fromEntries(g.nodes.filter((n) => n.op === 'input').map((n) => [String(n.attrs['name']), n]));
+    const ref = interpret(g, { inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, hostTensor(shapes[k]!.type.dtype, shapes[k]!.type.shape as number[], v)])), symbols: {} })['y']!;
+    return { got, want: Float32Array.from(ref.data as ArrayLike<number>), shape: ref.shape };
+  };
+
+  // f64 sums in position order, as the interpreter's: the same bits, however many repeat.
+  it.each(BACKENDS)('scatter_add is the interpreter’s sum bit for bit, with many repeated indices (%s)', async (_, backend) => {
+    const [n, rows, row] = [2003, 7, 37];
+    const b = new GraphBuilder('scatter_add repeats');
+    b.output('y', b.add('scatter_add', [b.add('input', [], { name: 'ids', dtype: 'i32', shape: [n] }), b.add('input', [], { name: 'g', dtype: 'f32', shape: [n, row] })], { rows }));
+    const u = mulberry32(3);
+    const { got, want } = await both(backend, b.build(), {
+      ids: Int32Array.from({ length: n }, () => Math.floor(u() * (rows - 1))), // the last row is never named: zeros
+      g: Float32Array.from({ length: n * row }, () => (u() - 0.5) * 1e3),
+    });
+    expect(got).toEqual(want);
+    expect(got.subarray((rows - 1) * row).every((v) => v === 0)).toBe(true);
+  });
+
+  // A sum over the sequence axis goes 8 lanes at a time; each lane still adds in index order.
+  it.each(BACKENDS)('sum and mean over axis 0 of [300, 1003] are the interpreter’s bit for bit (%s)', async (_, backend) => {
+    for (const op of ['sum', 'mean'] as const) {
+      const b = new GraphBuilder(`${op} axis 0`);
+      b.output('y', b.add(op, [b.add('input', [], { name: 'x', dtype: 'f32', shape: [300, 1003] })], { axis: 0 }));
+      const u = mulberry32(4);
+      const { got, want } = await both(backend, b.build(), { x: Float32Array.from({ length: 300 * 1003 }, () => u() - 0.5) });
+      expect(got, op).toEqual(want);
+    }
+  });
+
+  // exp in f32 four lanes at a time (within 2 ulp), the sum and the log in f64: the loss within
+  // 1e-6 of the f64 value, for logits of every scale (below −87 past the max, exp goes in f64).
+  it.each(BACKENDS)('cross_entropy is within 1e-6 of the f64 loss at vocabulary-sized rows (%s)', async (_, backend) => {
+    const [R, V] = [24, 1003];
+    const b = new GraphBuilder('cross_entropy rows');
+    b.output('y', b.add('cross_entropy', [b.add('input', [], { name: 'x', dtype: 'f32', shape: [R, V] }), b.add('input', [], { name: 't', dtype: 'i32', shape: [R] })]));
+    const u = mulberry32(5);
+    const scale = [0.01, 1, 10, 80, 300, 3000];
+    const { got, want, shape } = await both(backend, b.build(), {
+      x: Float32Array.from({ length: R * V }, (_, i) => (u() - 0.5) * scale[Math.floor(i / V) % scale.length]!),
+      t: Int32Array.from({ length: R }, () => Math.floor(u() * V)),
+    });
+    expect(maxRelError(hostTensor('f32', shape, got), hostTensor('f32', shape, want), 1e-6)).toBeLessThanOrEqual(1e-6);
+  });
+});
+
 describe('wasm: degenerate programs', () => {
   // Found by `kiln fuzz --backends js,wasm --runs 200 --seed 1`: a graph with no outputs becomes an
   // empty program after dce, and the threaded build needed a node to build its helpers from.

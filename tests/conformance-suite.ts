@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import type { Backend, HostArray } from '../backends/backend.js';
 import { checkBackend, conformanceCases, randomBindings } from '../backends/conformance.js';
+import { GraphBuilder } from '../graph/builder.js';
 import type { Graph } from '../graph/graph.js';
 import { interpret } from '../graph/interpret.js';
 import { OPS, type OpKind } from '../graph/ops.js';
@@ -16,6 +17,8 @@ import { runPipeline } from '../passes/manager.js';
 import { PIPELINE } from '../passes/pipeline.js';
 import { llama } from '../src/dsl/llama.js';
 import { presetModel } from '../src/dsl/presets.js';
+import { trainingGraph } from '../src/train/loss-graph.js';
+import { TRAIN_PIPELINE } from '../src/train/step.js';
 import { arbGraph } from './arbitrary.js';
 import { arbTinyLlama } from './tiny-llama.js';
 
@@ -49,6 +52,50 @@ export function conformanceSuite(backend: Backend, { tol, runs, alternate = fals
     expect((Object.keys(OPS) as OpKind[]).filter((op) => !ops.has(op))).toEqual([]);
     const patterns = new Set(CASES.flatMap((c) => c.graph.nodes.filter((n) => n.op === 'fused').map((n) => String(n.attrs['pattern']))));
     expect([...patterns].sort()).toEqual([...backend.caps.fusedPatterns].sort());
+  });
+
+  // The hash written out from the op's meaning (graph/ops.ts), not from graph/random.ts, which the
+  // interpreter shares: keys with negative and large seeds, streams up to 2³¹ − 1, odd lengths.
+  it('dropout_mask is the hash of its spec, bit for bit, and keeps about 1 − p', async () => {
+    const fmix = (h: number) => {
+      h ^= h >>> 16;
+      h = Math.imul(h, 0x85ebca6b);
+      h ^= h >>> 13;
+      h = Math.imul(h, 0xc2b2ae35);
+      h ^= h >>> 16;
+      return h >>> 0;
+    };
+    const n = 10_007;
+    for (const [seed, step, stream, p] of [
+      [0, 0, 0, 0.5],
+      [-1, 7, 2147483647, 0.1],
+      [2147483647, -2147483648, 12345, 0.9],
+      [918273645, 3, 1, 0.25],
+    ] as const) {
+      const b = new GraphBuilder('dropout spec');
+      b.output('y', b.add('dropout_mask', [b.add('input', [], { name: 'key', dtype: 'i32', shape: [2] })], { shape: [n], p, stream }));
+      const exe = await backend.compile(b.build());
+      try {
+        exe.setWeights({});
+        const y = exe.run({ inputs: { key: Int32Array.of(seed, step) }, symbols: {} })['y'] as Float32Array;
+        const scale = Math.fround(1 / (1 - p));
+        let kept = 0;
+        const bad: string[] = [];
+        for (let i = 0; i < n; i++) {
+          let h = fmix(i ^ 0x9e3779b9);
+          h = fmix(h ^ Math.imul(stream, 0x632be5ab));
+          h = fmix(h ^ step);
+          h = fmix(h ^ seed);
+          const want = (h >>> 8) / 2 ** 24 >= p ? scale : 0;
+          if (want) kept++;
+          if (!Object.is(y[i], want) && bad.length < 3) bad.push(`element ${i}: ${y[i]}, want ${want}`);
+        }
+        expect(bad, `key [${seed}, ${step}], stream ${stream}, p ${p}`).toEqual([]);
+        expect(Math.abs(kept / n - (1 - p))).toBeLessThan(0.02);
+      } finally {
+        exe.dispose?.();
+      }
+    }
   });
 
   it('random graphs (arbGraph): every node agrees with the interpreter', async () => {
@@ -91,6 +138,28 @@ export function conformanceSuite(backend: Backend, { tol, runs, alternate = fals
       [3, { seq: 1, pos: 20 }],
     ] as const)
       await both(step, seed, symbols);
+  });
+
+  // A training step's graph: the loss (mean cross_entropy) and every param's gradient, with and
+  // without dropout, as built and after the training pipeline. Per node with floor 1e-4: gradients
+  // are 1e-6–1e-2, and a gradient matmul cancels to 1e-6 from terms of 1e-2 (f32 sums of those are
+  // off by ~1e-9); an indexing mistake is still off by the value itself.
+  it('the tiny LLaMA training graph (loss and gradients), with dropout, before and after the training pipeline', async () => {
+    const model = presetModel('tiny').build();
+    for (const [what, g] of [
+      ['', trainingGraph(model)],
+      [', dropout 0.1', trainingGraph(model, { dropout: 0.1 })],
+    ] as const)
+      for (const [stage, graph] of [
+        ['as built', g],
+        ['after the pipeline', runPipeline(g, TRAIN_PIPELINE).graph],
+      ] as const) {
+        const label = `; ${stage}${what}`;
+        const r = await checkBackend(backend, graph, { seed: 3, symbols: { seq: 6 } });
+        expect(r.maxRelError, `${r.summary}${label}`).toBeLessThanOrEqual(tol.rel);
+        const p = await checkBackend(backend, graph, { seed: 3, symbols: { seq: 6 }, perNode: true, tolerance: tol.perNode, floor: 1e-4 });
+        expect(p.maxRelError, `${p.summary}${label}`).toBeLessThanOrEqual(tol.perNode);
+      }
   });
 
   it('random tiny LLaMA variants, before and after the pipeline', async () => {

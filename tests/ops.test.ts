@@ -271,6 +271,27 @@ const cases: Record<OpKind, Record<string, () => void>> = {
         '%2 update_slice: [1, 3) is outside axis 0 of size 2',
       ),
   },
+  // the training ops: more cases (the hash pinned, every shape error) in train-ops.test.ts
+  one_hot: {
+    'a 1 where the index is, an all-zero row outside [0, depth)': () =>
+      expectT(run('one_hot', [i32([3], [2, 0, 5])], { depth: 3 }), [3, 3], [0, 0, 1, 1, 0, 0, 0, 0, 0]),
+  },
+  scatter_add: {
+    'repeated indices add up; rows no index names are 0': () =>
+      expectT(run('scatter_add', [i32([3], [2, 0, 2]), f32([3, 2], [1, 2, 3, 4, 5, 6])], { rows: 4 }), [4, 2], [3, 4, 0, 0, 6, 8, 0, 0]),
+  },
+  cross_entropy: {
+    'ln 2 for two equal logits, whichever the target': () => expectT(run('cross_entropy', [f32([2, 2], [3, 3, -1, -1]), i32([2], [0, 1])]), [2], [ln2, ln2]),
+    'huge logits stay finite': () => expectT(run('cross_entropy', [f32([1, 2], [1000, 1000 + ln3]), i32([1], [0])]), [1], [Math.log(4)]),
+  },
+  dropout_mask: {
+    'p = 0 keeps every element at scale 1': () =>
+      expectT(run('dropout_mask', [i32([2], [7, 3])], { shape: [4], p: 0, stream: 0 }), [4], [1, 1, 1, 1]),
+    'each element is 0 or 1/(1 − p)': () => {
+      const out = run('dropout_mask', [i32([2], [7, 3])], { shape: [64], p: 0.5, stream: 1 });
+      expect(Array.from(out.data).every((v) => v === 0 || v === 2)).toBe(true);
+    },
+  },
   fused: {
     'means its body: silu(a) * b': () => {
       const body = new GraphBuilder('swiglu');

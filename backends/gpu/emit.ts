@@ -23,17 +23,21 @@
  *   update_slice of its state and `rows: [name]` asks for it, as just the update's rows; the
  *   backend's host side (state.ts) decides both. Without `resident`/`rows` a run uploads every
  *   state and reads every state output back, as a standalone caller expects.
+ * - What a shader cannot report is checked on the host before the node's kernel runs: indices of
+ *   gather, scatter_add and cross_entropy that come from a graph input or a const (K1017), and
+ *   slice/update_slice ranges that depend on the symbols (K1009). Those three ops over indices
+ *   computed on the device, and dropout_mask (uint32 hashing), are refused (K1019).
  * - run is a generator driven synchronously on GL (textures read back with readPixels) and
  *   asynchronously on WebGPU (its kernels and readbacks return Promises): `await model.run(...)`
  *   works on both.
  */
-import { type Dim, dimSymbols, isStatic, shapeToString } from '../../graph/dim.js';
+import { type Dim, dimAdd, dimSymbols, isStatic, shapeToString } from '../../graph/dim.js';
 import { KilnError } from '../../graph/errors.js';
 import type { Graph, Node } from '../../graph/graph.js';
 import type { FusedBody } from '../../graph/ops.js';
 import { normAxis, typeEq, typeToString } from '../../graph/types.js';
 import type { CompileOptions } from '../backend.js';
-import { FUSED_KERNELS, INLINED_PATTERNS, KERNELS } from './kernels/index.js';
+import { CHECKED_INDICES, FUSED_KERNELS, INLINED_PATTERNS, KERNELS, NO_KERNEL } from './kernels/index.js';
 import { type GpuKernelCtx, lit } from './kernels/kernel.js';
 import { inlineBody } from '../inline.js';
 
@@ -66,7 +70,8 @@ function expand(g: Graph, notes: string[]): Node[] {
         return;
       }
     } else if (!SOURCES.has(n.op) && n.op !== 'reshape' && !KERNELS[n.op]) {
-      throw new KilnError('K1019', `gpu backend: no kernel for op '${n.op}' (%${n.id}${n.scope ? ` in ${n.scope}` : ''})`, n.loc);
+      const why = NO_KERNEL[n.op];
+      throw new KilnError('K1019', `gpu backend: no kernel for op '${n.op}' (%${n.id}${n.scope ? ` in ${n.scope}` : ''})${why ? `: ${why}` : ''}`, n.loc);
     }
     nodes.push(n);
   };
@@ -162,6 +167,43 @@ export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
   }
   const tables = new Map<string, string>();
 
+  // A slice or update_slice whose range depends on the symbols: checked on the host each run (a
+  // K1009, as in the interpreter); a shader would read or write past the axis in silence.
+  const sliceCheck = (n: Node): string[] => {
+    if (n.op !== 'slice' && n.op !== 'update_slice') return [];
+    const x = byId.get(n.inputs[0]!)!.type.shape;
+    const ax = normAxis(n.attrs['axis'] as number, x.length)!;
+    const start = n.attrs['start'] as Dim;
+    const end = n.op === 'slice' ? (n.attrs['end'] as Dim) : dimAdd(start, byId.get(n.inputs[1]!)!.type.shape[ax]!);
+    if ([start, end, x[ax]!].every(isStatic)) return []; // static: the op's shape rule settled it
+    const where = `%${n.id} ${n.op}${n.scope ? ` (${n.scope})` : ''}`;
+    return [`checkRange(${hdim(start, 'E')}, ${hdim(end, 'E')}, ${hdim(x[ax]!, 'E')}, ${q(where)}, ${ax});`];
+  };
+
+  // Indices a shader reads but cannot report (gather's, scatter_add's, cross_entropy's targets):
+  // from a graph input or a const, checked on the host before the node's kernel runs (a K1017, as
+  // in the interpreter); computed on the device, refused at compile (K1019).
+  const indexChecks = new Map<number, string>();
+  for (const n of nodes) {
+    const rule = CHECKED_INDICES[n.op];
+    if (!rule) continue;
+    const src = byId.get(root(n.inputs[rule.operand]!))!;
+    const from = byId.get(n.inputs[0]!)!.type.shape;
+    const bound = n.op === 'scatter_add' ? (n.attrs['rows'] as Dim) : n.op === 'gather' ? from[0]! : from.at(-1)!;
+    const where = `%${n.id} ${n.op}${n.scope ? ` (${n.scope})` : ''}`;
+    if (src.op === 'input') indexChecks.set(n.id, `checkIndices(h${src.id}, ${hdim(bound, 'E')}, ${q(where)}, ${q(rule.what)});`);
+    else if (src.op === 'const') {
+      const values = src.attrs['value'] as number[];
+      const count = src.type.shape.reduce<number>((a, d) => a * Number(hdim(d, 'S')), 1);
+      indexChecks.set(n.id, `checkIndices(${values.length === 1 ? `new Float32Array(${count}).fill(${values[0]})` : `[${values.join(', ')}]`}, ${hdim(bound, 'E')}, ${q(where)}, ${q(rule.what)});`);
+    } else
+      throw new KilnError(
+        'K1019',
+        `gpu backend: no kernel for op '${n.op}' (%${n.id}${n.scope ? ` in ${n.scope}` : ''}) over ${rule.what === 'index' ? 'indices' : 'targets'} computed on the device (%${src.id} ${src.op}): a shader cannot report one outside its range; give them as a graph input`,
+        n.loc,
+      );
+  }
+
   for (const n of nodes) {
     const head = `// %${n.id} = ${n.op}${n.op === 'fused' ? ` ${oneLine(String(n.attrs['pattern']))}` : ''}(${n.inputs.map((i) => `%${i}`).join(', ')}) ${typeToString(n.type)}${n.scope ? `  ${oneLine(n.scope)}` : ''}`;
     const size = hsize(n.type.shape, 'S');
@@ -246,9 +288,7 @@ export function emitModule(g: Graph, opts: CompileOptions = {}): EmitResult {
       build.push(`${head}\nK[${n.id}] = ${make};${pingPong.has(n.id) ? `\nK['${n.id}b'] = ${make};` : ''}`);
       const argv = [...n.inputs.map(v), ...hostArgs, ...used.map((s) => `E[${q(s)}]`), ...(needInf ? ['Infinity'] : []), ...(needNan ? ['NaN'] : [])];
       const k = pingPong.has(n.id) ? `(FLIP[${n.id}] ? K['${n.id}b'] : K[${n.id}])` : `K[${n.id}]`;
-      step.push(head, ...hostSteps, `const v${n.id} = yield ${k}(${argv.join(', ')});`);
-      if (n.op === 'gather' && byId.get(n.inputs[1]!)?.op === 'input')
-        step.push(`checkIndices(h${n.inputs[1]}, ${hdim(byId.get(n.inputs[0]!)!.type.shape[0]!, 'E')}, ${q(`%${n.id} gather${n.scope ? ` (${n.scope})` : ''}`)});`);
+      step.push(head, ...(indexChecks.has(n.id) ? [indexChecks.get(n.id)!] : []), ...sliceCheck(n), ...hostSteps, `const v${n.id} = yield ${k}(${argv.join(', ')});`);
     }
     if (opts.debugValues && original.has(n.id))
       step.push(`if (dbg) dbg.set(${n.id}, yield* readBack(${v(n.id)}, ${hsize(n.type.shape, 'E')}, ${q(n.type.dtype)}));`);
@@ -408,8 +448,11 @@ ${table(sources.param).join('\n')}
     if (x.length !== n) throw fail('K1017', \`\${kind} '\${name}': expected \${n} values for \${dtype}\${shape}, given \${x.length}\`);
     return x;
   }
-  function checkIndices(x, n, where) {
-    for (let j = 0; j < x.length; j++) if (!(x[j] >= 0 && x[j] < n)) throw fail('K1017', \`\${where}: index \${x[j]} is outside [0, \${n})\`);
+  function checkRange(start, end, n, where, axis) {
+    if (start < 0 || end < start || end > n) throw fail('K1009', \`\${where}: [\${start}, \${end}) is outside axis \${axis} of size \${n}\`);
+  }
+  function checkIndices(x, n, where, what = 'index') {
+    for (let j = 0; j < x.length; j++) if (!(x[j] >= 0 && x[j] < n)) throw fail('K1017', \`\${where}: \${what} \${x[j]} at position \${j} is outside [0, \${n})\`);
   }
   /** cos/sin of (offset + s)·base^(−2i/D) in doubles, as [s][i][cos, sin]. */
   function ropeAngles(offset, S, D, base) {

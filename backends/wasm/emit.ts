@@ -169,9 +169,10 @@ export function emitModule(b: Binaryen, g: Graph, opts: EmitOptions): Emitted {
         const src = n.inputs[i]!;
         const ph = lay.params.get(src);
         if (ph && lay.packedUse.has(`${n.id}:${i}`)) return m.i32.const(ph.packed!.at);
+        if (ph && lay.packedNNUse.has(`${n.id}:${i}`)) return m.i32.const(ph.packedNN!.at);
         return addrOf(src);
       },
-      packed: (i) => lay.packedUse.has(`${n.id}:${i}`),
+      packed: (i) => lay.packedUse.has(`${n.id}:${i}`) || lay.packedNNUse.has(`${n.id}:${i}`),
       swapped: (i) => lay.swaps.has(n.inputs[i]!),
       causalRows: causal.get(n.id),
       causalZeros: zeros.get(n.id),

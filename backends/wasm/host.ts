@@ -23,6 +23,16 @@ import { WA, type WasmInstance, type WasmMemory, type WasmModule } from './wasm-
 
 export const MANIFEST_FORMAT = 'kiln-wasm-1';
 
+/** A scratch size in elements: a dim, or a sum of products of dims ([[rows], [B, seq]] is rows + B·seq). */
+export type ScratchSize = Dim | readonly (readonly Dim[])[];
+
+export function scratchSize(s: ScratchSize, env: Readonly<Record<string, number>>): number {
+  if (!Array.isArray(s)) return evalDim(s as Dim, env);
+  let sum = 0;
+  for (const term of s as readonly (readonly Dim[])[]) sum += term.reduce<number>((p, d) => p * evalDim(d, env), 1);
+  return sum;
+}
+
 export interface WasmManifest {
   readonly format: typeof MANIFEST_FORMAT;
   /** Threads the module was built for: above 1 it imports a shared memory (index.ts runs the workers). */
@@ -40,10 +50,13 @@ export interface WasmManifest {
   readonly nodes: readonly WasmNode[];
   /** Per slot-table word: the node it places, the scratch area, or a rope table (placed by RopeTables). */
   readonly slots: readonly (number | 'scratch' | 'rope')[];
-  /** The floats each scratch user needs (the host reserves the largest). */
-  readonly scratch: readonly Dim[];
+  /**
+   * The floats each scratch user needs (the host reserves the largest): a dim, or a sum of
+   * products of dims (scatter_add's rows + indices).
+   */
+  readonly scratch: readonly ScratchSize[];
   /** Each param's raw (row-major) address and/or 16-column packed copy. */
-  readonly params: readonly { readonly id: number; readonly raw?: number; readonly packed?: { at: number; N: number; K: number } }[];
+  readonly params: readonly { readonly id: number; readonly raw?: number; readonly packed?: { at: number; N: number; K: number }; readonly packedNN?: { at: number; N: number; K: number } }[];
   /** update_slice nodes written into their state: the rows [start, start + len) of `axis` come back. */
   readonly inPlace: readonly { readonly id: number; readonly state: number; readonly axis: number; readonly start: Dim; readonly len: Dim }[];
   readonly ropeTables: readonly RopeTable[];
@@ -222,6 +235,7 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
       const n = byId.get(id)!;
       const where = `%${id}${n.scope ? ` (${n.scope})` : ''} ${n.op}`;
       if (kind === FAIL.gatherIndex) throw fail('K1017', `${where}: index ${a} at position ${b} is outside [0, ${c})`);
+      if (kind === FAIL.targetIndex) throw fail('K1017', `${where}: target ${a} at position ${b} is outside [0, ${c})`);
       throw fail('K1009', `${where}: [${a}, ${b}) is outside axis ${n.axis} of size ${c}`);
     },
     dbg: (id: number, addr: number, count: number) => {
@@ -296,6 +310,18 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
             for (let k = 0; k < K; k++) dst[base + (p * K + k) * 16 + j] = n0 < N ? w[n0 * K + k]! : 0;
           }
       }
+      if (ph.packedNN) {
+        // b [K, N] as stored: panel p holds columns 16p…16p+15 of every row, row after row
+        const { at, N, K } = ph.packedNN;
+        const dst = f32();
+        const base = at / 4;
+        for (let p = 0; p < Math.ceil(N / 16); p++)
+          for (let k = 0; k < K; k++)
+            for (let j = 0; j < 16; j++) {
+              const n0 = p * 16 + j;
+              dst[base + (p * K + k) * 16 + j] = n0 < N ? w[k * N + n0]! : 0;
+            }
+      }
       bound.add(k);
       if (opts.debugValues) hostParams.set(n.id, w);
     }
@@ -335,7 +361,11 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
       let s = 1;
       for (const d of n.shape) {
         const v = evalDim(d, env);
-        if (v < 0) throw fail('K1017', `%${n.id} ${n.op}: dim ${shapeToString(n.shape)} is negative for ${JSON.stringify(env)}`);
+        if (v < 0) {
+          // a slice ends before it starts: a bounds error, as the interpreter reports it
+          if (n.op === 'slice') throw fail('K1009', `%${n.id}${n.scope ? ` (${n.scope})` : ''} slice: its range along axis ${n.axis} ends before it starts (${shapeToString(n.shape)} for ${JSON.stringify(env)})`);
+          throw fail('K1017', `%${n.id} ${n.op}: dim ${shapeToString(n.shape)} is negative for ${JSON.stringify(env)}`);
+        }
         s *= v;
       }
       return s;
@@ -346,7 +376,7 @@ export async function createWasmHost(manifest: WasmManifest, module: WasmModule,
     const words = new Int32Array(M.slots.length);
     const grew = ropeTables.fit(env);
     let top = align(M.staticBytes) + ropeTables.bytes;
-    const scratchElems = () => Math.max(0, ...M.scratch.map((d) => evalDim(d, env)));
+    const scratchElems = () => Math.max(0, ...M.scratch.map((d) => scratchSize(d, env)));
     M.slots.forEach((s, slot) => {
       if (s === 'rope') return;
       words[slot] = top;

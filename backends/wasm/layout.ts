@@ -25,6 +25,8 @@ import { ropeQkForm } from '../js/kernels/fused-rope-qk.js';
 import { causalSoftmaxForm } from '../js/kernels/fused-causal-softmax.js';
 import { swigluForm } from '../js/kernels/fused-swiglu.js';
 import { ropeQkScratch } from './kernels/fused-rope-qk.js';
+import { scatterAddScratch } from './kernels/scatter-add.js';
+import type { ScratchSize } from './host.js';
 import { inlineBody } from '../inline.js';
 import { checkPlan, type MemoryPlanLike } from '../plan.js';
 import { ROPE_ID0, type RopeTable, ropeKey, ropeUses } from './rope-table.js';
@@ -59,6 +61,7 @@ const CORE_KERNELS = new Set([
   'neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'silu', 'gelu',
   'add', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'sum', 'mean', 'amax', 'iota', 'matmul', 'reshape', 'transpose',
   'slice', 'update_slice', 'concat', 'broadcast', 'gather', 'softmax', 'rmsnorm', 'rope', 'causal_mask',
+  'one_hot', 'scatter_add', 'cross_entropy', 'dropout_mask',
 ]);
 
 /** Fused nodes of a pattern with a kernel stay; the rest become their bodies (renumbered into the graph). */
@@ -92,11 +95,16 @@ export const numelStatic = (n: Node): number | undefined =>
   n.type.shape.every(isStatic) ? n.type.shape.reduce<number>((a, d) => a * (d as number), 1) : undefined;
 const align = (x: number, a = 64) => Math.ceil(x / a) * a;
 
-/** A param's copies: raw (row-major) and/or packed into 16-column panels for transB matmuls. */
+/**
+ * A param's copies: raw (row-major), packed into 16-column panels for transB matmuls (its rows
+ * are the panels' columns), and/or packed for matmuls that read it as b [K, N] as it is stored
+ * (its columns are: the backward pass's g · W), so that both are mm_pk's sequential streams.
+ */
 export interface ParamHome {
   readonly node: Node;
   raw?: number;
   packed?: { at: number; N: number; K: number };
+  packedNN?: { at: number; N: number; K: number };
 }
 
 export interface Layout {
@@ -109,11 +117,13 @@ export interface Layout {
   readonly params: Map<number, ParamHome>;
   /** `${node id}:${operand}` of the operands read from their packed copy (matmul transB b; swiglu's W1, W3). */
   readonly packedUse: Set<string>;
+  /** `${node id}:1` of the matmuls (not transB) that read their b from its column-packed copy. */
+  readonly packedNNUse: Set<string>;
   readonly staticBytes: number;
   readonly slots: number[];
   readonly arenaAt: number;
   /** The scratch area's slot and the floats each kernel needs (the host reserves the largest). */
-  readonly scratch: { readonly slot: number; readonly elems: readonly Dim[] } | undefined;
+  readonly scratch: { readonly slot: number; readonly elems: readonly ScratchSize[] } | undefined;
   /** The rope cos/sin tables, one per (base, D), by key (rope-table.ts). */
   readonly ropeTables: ReadonlyMap<string, RopeTable>;
 }
@@ -131,6 +141,11 @@ function packableAt(u: Node, p: Node): number[] {
   if (!form || u.inputs[form.x] === p.id) return [];
   const at = [form.gate, form.up].filter((i) => u.inputs[i] === p.id);
   return at.length && u.inputs.every((id, i) => id !== p.id || at.includes(i)) ? at : [];
+}
+
+/** Whether matmul `u` reads param `p` as its b [K, N], not transposed: a 2-D f32 weight (the backward pass's g · W). */
+function packableNN(u: Node, p: Node): boolean {
+  return p.type.shape.length === 2 && p.type.dtype === 'f32' && u.op === 'matmul' && u.attrs['transB'] !== true && u.inputs[1] === p.id && u.inputs[0] !== p.id;
 }
 
 /** `strides`: whether kernels may read a value in place with strides (not when every value is read back). */
@@ -175,6 +190,7 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
   };
   const params = new Map<number, ParamHome>();
   const packedUse = new Set<string>();
+  const packedNNUse = new Set<string>();
   const slots: number[] = [];
   for (const n of nodes) {
     if (n.op === 'param') {
@@ -187,7 +203,13 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
       const ph: ParamHome = { node: n };
       for (const u of users.get(n.id) ?? []) {
         const at = packableAt(u, n);
-        if (at.length) {
+        if (packableNN(u, n)) {
+          if (!ph.packedNN) {
+            const [K, N] = n.type.shape as [number, number];
+            ph.packedNN = { at: take(Math.ceil(N / 16) * 16 * K * 4), N, K };
+          }
+          packedNNUse.add(`${u.id}:1`);
+        } else if (at.length) {
           if (!ph.packed) {
             const [N, K] = n.type.shape as [number, number];
             ph.packed = { at: take(Math.ceil(N / 16) * 16 * K * 4), N, K };
@@ -195,9 +217,9 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
           for (const i of at) packedUse.add(`${u.id}:${i}`);
         } else ph.raw ??= take(size * 4);
       }
-      ph.raw ??= ph.packed ? undefined : take(size * 4);
+      ph.raw ??= ph.packed || ph.packedNN ? undefined : take(size * 4);
       params.set(n.id, ph);
-      homes.set(n.id, { kind: 'static', at: ph.raw ?? ph.packed!.at, bytes: size * 4 });
+      homes.set(n.id, { kind: 'static', at: ph.raw ?? ph.packed?.at ?? ph.packedNN!.at, bytes: size * 4 });
     } else if ((n.op === 'state' || n.op === 'const') && numelStatic(n) !== undefined) {
       const bytes = numelStatic(n)! * 4;
       homes.set(n.id, { kind: 'static', at: take(bytes), bytes });
@@ -218,8 +240,9 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
       homes.set(n.id, b ? { kind: 'arena', offset: b.offset, cap: Math.floor(b.bytes / 4) } : slot());
     }
   }
-  const elems = nodes.flatMap((n) => {
-    const e = ropeQkScratch(n, n.inputs.map((i) => byId.get(i)!.type));
+  const elems = nodes.flatMap((n): ScratchSize[] => {
+    const types = n.inputs.map((i) => byId.get(i)!.type);
+    const e = ropeQkScratch(n, types) ?? scatterAddScratch(n, types);
     return e === undefined ? [] : [e];
   });
   const scratch = elems.length ? { slot: slots.push(SCRATCH_ID) - 1, elems } : undefined;
@@ -238,6 +261,6 @@ export function layout(g: Graph, nodes: readonly Node[], sched: Map<number, numb
       homes.set(id, { kind: 'slot', slot: slots.length - 1 });
       notes.push(`%${id}: not placed in the arena (${why})`);
     });
-  return { homes, inPlace, views, swaps, params, packedUse, staticBytes: at, slots, arenaAt, scratch, ropeTables };
+  return { homes, inPlace, views, swaps, params, packedUse, packedNNUse, staticBytes: at, slots, arenaAt, scratch, ropeTables };
 }
 

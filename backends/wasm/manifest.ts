@@ -43,7 +43,7 @@ export function wasmManifest(g: Graph, e: Emitted, opts: { readonly threads: num
     // rope tables have ids below the scratch's (rope-table.ts ROPE_ID0)
     slots: e.layout.slots.map((id) => (id === SCRATCH_ID ? 'scratch' : id < SCRATCH_ID ? 'rope' : id)),
     scratch: e.layout.scratch?.elems ?? [],
-    params: [...e.layout.params].map(([id, p]) => ({ id, ...(p.raw !== undefined ? { raw: p.raw } : {}), ...(p.packed ? { packed: p.packed } : {}) })),
+    params: [...e.layout.params].map(([id, p]) => ({ id, ...(p.raw !== undefined ? { raw: p.raw } : {}), ...(p.packed ? { packed: p.packed } : {}), ...(p.packedNN ? { packedNN: p.packedNN } : {}) })),
     inPlace,
     ropeTables: [...e.layout.ropeTables.values()],
     consts: e.consts.map((c) => ({ at: c.at, dtype: c.dtype, count: c.count, values: c.values.map(encodeNumber) })),

@@ -186,6 +186,50 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('train')
+    .description(
+      'Train a model on text: a model file or preset starts from fresh seeded weights, a checkpoint is fine-tuned. ' +
+        'Mean next-token cross-entropy over windows of --seq tokens, gradients by the autodiff pass, AdamW with warmup and cosine decay, ' +
+        'global-norm clipping. Writes the trained model (GGUF and safetensors, with its tokenizer), metrics.jsonl, TensorBoard event files ' +
+        'and loss.svg into --out; --save-every writes checkpoints that --resume continues exactly.',
+    )
+    .argument('<model>', MODEL_HELP)
+    .requiredOption('-d, --data <files...>', 'training text: .txt, .jsonl (a "text" field per line), or .json (one array of token ids)')
+    .option('--val <files...>', 'validation data (default: a held-out share of the windows of --data)')
+    .option('--val-fraction <f>', 'share of the windows held out for validation when --val is not given', finiteNumber, 0.1)
+    .option('-o, --out <dir>', 'folder for the trained model, metrics, event files, picture and checkpoints (default: out/<model name>-trained)')
+    .option('--tokenizer <file>', "a tokenizer (tokenizer.json, llama2.c tokenizer.bin) instead of the checkpoint's own; a model without one gets one made from the data")
+    .option('--strip-html', 'remove HTML tags from the text')
+    .option('--normalize-whitespace', 'collapse runs of spaces and blank lines')
+    .option('--batch <n>', 'windows per micro-batch', positiveInt, 8)
+    .option('--seq <n>', "tokens per window (default: 256, or the model's context if shorter)", positiveInt)
+    .option('--grad-accum <n>', 'micro-batches per optimizer step', positiveInt, 1)
+    .option('--steps <n>', 'optimizer steps (default 100)', positiveInt)
+    .option('--tokens <n>', 'train on this many tokens instead of giving --steps', positiveInt)
+    .option('--lr <x>', 'peak learning rate', finiteNumber, 5e-4)
+    .option('--min-lr <x>', 'learning rate at the end of the cosine decay (default: lr / 10)', finiteNumber)
+    .option('--warmup <n>', 'steps of linear warmup (default: a tenth of the steps, at most 1000)', nonNegativeInt)
+    .option('--weight-decay <x>', 'AdamW decoupled weight decay, on matrices only', finiteNumber, 0.1)
+    .option('--dropout <p>', 'dropout on each residual branch (0: none)', finiteNumber, 0)
+    .option('--clip <x>', 'clip the global gradient norm to this (0: no clipping)', finiteNumber, 1)
+    .option('--beta1 <x>', 'AdamW β1', finiteNumber, 0.9)
+    .option('--beta2 <x>', 'AdamW β2', finiteNumber, 0.95)
+    .option('--eps <x>', 'AdamW ε', finiteNumber, 1e-8)
+    .option('--seed <s>', 'seed of the fresh weights, the data order, the split and dropout', nonNegativeInt, 0)
+    .option('--no-shuffle', 'take the windows in file order (row b of step s is window (s·batch + b) mod windows)')
+    .option('--eval-every <n>', 'validation loss, perplexity and a sample every n steps (0: only at the end)', nonNegativeInt)
+    .option('--eval-batches <n>', 'validation micro-batches per evaluation (default: all of them, at most 8)', positiveInt)
+    .option('--save-every <n>', 'write a checkpoint every n steps (and at the end)', positiveInt)
+    .option('--resume <dir>', 'continue the run saved in this folder (its --out, or one checkpoint folder) exactly where it stopped')
+    .option('-b, --backend <name>', 'backend (js, wasm)', backendIn(['js', 'wasm']), 'wasm')
+    .option('--threads <n>', 'wasm backend: worker threads (default: every core)', positiveInt)
+    .option('--no-typecheck', 'skip type-checking a .ts model file')
+    .action(async (model: string, opts: import('./train.js').TrainCliOptions) => {
+      const { trainCommand } = await import('./train.js');
+      await trainCommand(model, opts);
+    });
+
+  program
     .command('fuzz')
     .description(
       'Random graphs and random tiny LLaMA variants through the passes and backends, compared with the interpreter. ' +

@@ -1,6 +1,7 @@
 /**
- * gather: out[i, …] = table[indices[i], …]. An index outside [0, V) reads 0 here (a shader cannot
- * throw); the emitter checks indices that come straight from a graph input on the host first.
+ * gather: out[i, …] = table[indices[i], …]. A shader cannot throw: the emitter takes indices only
+ * from a graph input or a const, checked on the host first (an index outside [0, V) is a K1017),
+ * and refuses computed ones. An index outside [0, V) would read 0 here.
  */
 import type { GpuKernel } from './kernel.js';
 import { prod } from './kernel.js';

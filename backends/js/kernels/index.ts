@@ -9,6 +9,8 @@ import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from '../../../graph/ops.js';
 import { broadcastKernel } from './broadcast.js';
 import { causalMaskKernel } from './causal-mask.js';
 import { concatKernel } from './concat.js';
+import { crossEntropyKernel } from './cross-entropy.js';
+import { dropoutMaskKernel } from './dropout-mask.js';
 import { binaryKernel, unaryKernel } from './elementwise.js';
 import { causalSoftmaxForm, causalSoftmaxKernel } from './fused-causal-softmax.js';
 import { elementwiseForm, fusedElementwiseKernel } from './fused-elementwise.js';
@@ -18,10 +20,12 @@ import { gatherKernel } from './gather.js';
 import { iotaKernel } from './iota.js';
 import type { Kernel } from './kernel.js';
 import { matmulKernel } from './matmul.js';
+import { oneHotKernel } from './one-hot.js';
 import { reduceKernel } from './reduce.js';
 import { reshapeKernel } from './reshape.js';
 import { rmsnormKernel } from './rmsnorm.js';
 import { ropeKernel } from './rope.js';
+import { scatterAddKernel } from './scatter-add.js';
 import { sliceKernel } from './slice.js';
 import { softmaxKernel } from './softmax.js';
 import { transposeKernel } from './transpose.js';
@@ -44,6 +48,10 @@ export const KERNELS: Partial<Record<OpKind, Kernel>> = {
   rmsnorm: rmsnormKernel,
   rope: ropeKernel,
   causal_mask: causalMaskKernel,
+  one_hot: oneHotKernel,
+  scatter_add: scatterAddKernel,
+  cross_entropy: crossEntropyKernel,
+  dropout_mask: dropoutMaskKernel,
 };
 
 export interface FusedKernel {

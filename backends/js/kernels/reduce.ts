@@ -1,27 +1,35 @@
-/** sum, mean, amax along an axis: each lane (outer, ·, inner) folded in order, in doubles. */
+/**
+ * sum, mean, amax along an axis: each lane (outer, ·, inner) folded in order, in doubles. The
+ * lanes of one outer index go side by side, a row of x at a time: lane by lane, a sum over the
+ * sequence axis of [seq, vocab] read one float per cache line.
+ */
 import type { Kernel } from './kernel.js';
 import { axisAttr, splitAt } from './layout.js';
 
-const SUM_LANES = `/** out[a, j] = Σₖ x[a, k, j] (÷ len for a mean), summed in order. */
+const SUM_LANES = `/** out[a, j] = Σₖ x[a, k, j] (÷ len for a mean), each lane summed in order of k, row by row of x. */
 function sumLanes(x, out, outer, len, inner, mean) {
-  for (let a = 0; a < outer; a++)
-    for (let j = 0; j < inner; j++) {
-      const b = a * len * inner + j;
-      let s = 0;
-      for (let k = 0; k < len; k++) s += x[b + k * inner];
-      out[a * inner + j] = mean ? s / len : s;
+  const s = new Float64Array(inner);
+  for (let a = 0; a < outer; a++) {
+    s.fill(0);
+    for (let k = 0; k < len; k++) {
+      const b = (a * len + k) * inner;
+      for (let j = 0; j < inner; j++) s[j] += x[b + j];
     }
+    for (let j = 0; j < inner; j++) out[a * inner + j] = mean ? s[j] / len : s[j];
+  }
 }`;
 
-const MAX_LANES = `/** out[a, j] = maxₖ x[a, k, j] (Math.max, so NaN wins; −∞ for an empty lane). */
+const MAX_LANES = `/** out[a, j] = maxₖ x[a, k, j] (Math.max, so NaN wins; −∞ for an empty lane), row by row of x. */
 function maxLanes(x, out, outer, len, inner) {
-  for (let a = 0; a < outer; a++)
-    for (let j = 0; j < inner; j++) {
-      const b = a * len * inner + j;
-      let m = -Infinity;
-      for (let k = 0; k < len; k++) m = Math.max(m, x[b + k * inner]);
-      out[a * inner + j] = m;
+  const m = new Float64Array(inner);
+  for (let a = 0; a < outer; a++) {
+    m.fill(-Infinity);
+    for (let k = 0; k < len; k++) {
+      const b = (a * len + k) * inner;
+      for (let j = 0; j < inner; j++) m[j] = Math.max(m[j], x[b + j]);
     }
+    for (let j = 0; j < inner; j++) out[a * inner + j] = m[j];
+  }
 }`;
 
 export const reduceKernel: Kernel = (c) => {

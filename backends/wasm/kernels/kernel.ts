@@ -10,7 +10,7 @@ import type { CausalRows } from '../causal-rows.js';
 import type { Binaryen, Expr, Fn, Mod } from '../fn.js';
 
 /** Run-time failures the module reports through its `fail` import (the host builds the KilnError). */
-export const FAIL = { sliceBounds: 1, gatherIndex: 2 } as const;
+export const FAIL = { sliceBounds: 1, gatherIndex: 2, targetIndex: 3 } as const;
 
 export interface WasmCtx {
   readonly b: Binaryen;
@@ -33,7 +33,7 @@ export interface WasmCtx {
   readonly causalRows: CausalRows | undefined;
   /** Set where operand 0 is a causal softmax's output: zeros after each row's kept columns. */
   readonly causalZeros: CausalRows | undefined;
-  /** Byte address of the scratch area the host reserves for kernels that need one (rope_qk). */
+  /** Byte address of the scratch area the host reserves for kernels that need one (rope_qk, scatter_add). */
   scratch(): Expr;
   /** Byte address of the cos/sin table of (base, D): f64 (cos, sin) pairs [p][i] (rope-table.ts). */
   ropeTable(base: number, D: number): Expr;
