@@ -7,7 +7,7 @@
  */
 import { type CpuShare, watchCpu } from './machine.js';
 
-export type Unit = 'tokens/s' | 'GFLOP/s';
+export type Unit = 'tokens/s' | 'GFLOP/s' | 'MiB';
 
 export interface Cell {
   readonly contestant: string;
@@ -25,7 +25,7 @@ export type Measured = number | { readonly value: number; readonly detail: strin
 
 export interface Row {
   readonly id: string;
-  readonly group: 'model' | 'kernel';
+  readonly group: 'model' | 'kernel' | 'training';
   readonly subject: string;
   readonly metric: string;
   readonly unit: Unit;
@@ -53,7 +53,7 @@ export interface CellResult {
 
 export interface RowResult {
   readonly id: string;
-  readonly group: 'model' | 'kernel';
+  readonly group: 'model' | 'kernel' | 'training';
   readonly subject: string;
   readonly metric: string;
   readonly unit: Unit;

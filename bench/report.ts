@@ -65,6 +65,11 @@ export function markdown(rep: BenchReport): string {
     lines.push('## Models: tokens/s (× llama.cpp with the same threads)', '');
     lines.push(...table(models, rep.labels, ['model', 'phase'], (r) => [r.subject, r.metric]), '');
   }
+  const training = rep.results.filter((r) => r.group === 'training');
+  if (training.length) {
+    lines.push('## Training: trained tokens/s and peak memory (× PyTorch CPU with the same threads)', '');
+    lines.push(...table(training, rep.labels, ['model', 'figure'], (r) => [r.subject, r.metric]), '');
+  }
   if (kernels.length) {
     lines.push('## Kernels: GFLOP/s (× TensorFlow.js wasm, single-threaded)', '');
     lines.push(...table(kernels, rep.labels, ['kernel', 'bound by'], (r) => [r.subject, r.metric]), '');

@@ -7,7 +7,7 @@
  *   npm run bench -- --quick           one short round of stories15M and the kernels
  *   npm run bench -- --rounds 7        more rounds
  *   options: --models a,b  --threads 1,2  --backends js,wasm  --warmup N (unrecorded rounds first, default 1)
- *            --no-kernels  --no-models  --no-peers  --out DIR
+ *            --no-kernels  --no-models  --no-peers  --no-training  --out DIR
  *
  * The npm script preloads binaryen before tsx registers (see preload.mjs); run directly with
  * `node --import tsx bench/run.ts` it works the same but the wasm backend's first compile waits
@@ -23,6 +23,7 @@ import { describeMachine, loadAverage } from './machine.js';
 import { benchTokens, kilnRunner, type LmRunner, modelSpec } from './models.js';
 import { type LlamaCppModel, loadLlamaCpp } from './peers/llama-cpp.js';
 import { loadTfjs } from './peers/tfjs.js';
+import { runTrainingBench } from './training.js';
 import { type BenchReport, markdown } from './report.js';
 
 const { values: opt } = parseArgs({
@@ -36,6 +37,7 @@ const { values: opt } = parseArgs({
     'no-kernels': { type: 'boolean', default: false },
     'no-models': { type: 'boolean', default: false },
     'no-peers': { type: 'boolean', default: false },
+    'no-training': { type: 'boolean', default: false },
     out: { type: 'string', default: join('bench', 'results') },
   },
 });
@@ -210,6 +212,14 @@ log(`measuring: ${rows.length} rows, ${rounds} rounds`);
 const { results, rounds: roundInfo } = await runRounds(rows, rounds, machine.cores, log, (r) => (bigRows.has(r.id) ? BIG_ROUNDS : rounds), warmup);
 if (warmup) notes.push(`${warmup} unrecorded warm-up round${warmup > 1 ? 's' : ''} ran first (the first round after the setup measured every contestant slower).`);
 for (const c of cleanups) await c().catch(() => {});
+
+// Training: kiln and PyTorch in processes of their own, after everything above (none runs beside them).
+if (!opt['no-training']) {
+  const tr = runTrainingBench({ quick, rounds: quick ? 1 : 3, threads: threadCounts, backends: kilnBackends, peers: !opt['no-peers'], log });
+  results.push(...tr.results);
+  Object.assign(labels, tr.labels);
+  notes.push(...tr.notes);
+}
 
 const loadAfter = loadAverage();
 const report: BenchReport = { machine, startedAt, seconds: (performance.now() - T0) / 1000, loadBefore, loadAfter, config, labels, rounds: roundInfo, results, notes };

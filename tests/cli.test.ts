@@ -219,7 +219,7 @@ describe('kiln run, logits, compile --out, fuzz', () => {
     expect(r.stdout).toBe('');
     const lines = r.stderr.trimEnd().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^error K1022: gpu backend: device 'headlessgl' is not available: headless-gl .*(xvfb|npm rebuild gl).*; (--device webgpu works here|no other gpu device works here either \(webgpu: .*\); the js and wasm backends need none)$/);
+    expect(lines[0]).toMatch(/^error K1022: gpu backend: device 'headlessgl' is not available: headless-gl .*(xvfb|setup:headlessgl).*; (--device webgpu works here|no other gpu device works here either \(webgpu: .*\); the js and wasm backends need none)$/);
   });
 
   it('usage mistakes: one line, exit 2, and no folder left behind; a flag another backend takes is named', () => {

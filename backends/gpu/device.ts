@@ -31,10 +31,14 @@ export function loadGpuJs(): { GPU: GpuClass } {
   return require('gpu.js') as { GPU: GpuClass };
 }
 
-/** What brings headless-gl in: it is an optional dependency, built from source against these. */
-export const HEADLESSGL_SETUP = 'apt-get install xvfb libxi-dev libglew-dev, then npm rebuild gl';
+/**
+ * What brings headless-gl in. npm `gl` is built from source against these Debian packages, so it
+ * is not among kiln's dependencies (a fresh machine's `npm install` would fail on it): this
+ * script installs it into node_modules.
+ */
+export const HEADLESSGL_SETUP = 'apt-get install xvfb libxi-dev libglew-dev, then npm run setup:headlessgl';
 
-/** Whether npm `gl` is in node_modules at all (an optional dependency: npm drops it when its build fails). */
+/** Whether npm `gl` is in node_modules at all (npm run setup:headlessgl puts it there). */
 function glInstalled(): boolean {
   try {
     require.resolve('gl');
@@ -46,7 +50,7 @@ function glInstalled(): boolean {
 
 /** Why headless-gl cannot run here, or undefined when it should. */
 export function headlessGlProblem(): string | undefined {
-  if (!glInstalled()) return `headless-gl (npm gl, an optional dependency built from source) is not installed here: ${HEADLESSGL_SETUP}`;
+  if (!glInstalled()) return `headless-gl (npm gl, built from source) is not installed here: ${HEADLESSGL_SETUP}`;
   if (process.platform === 'linux' && !process.env['DISPLAY'])
     return 'headless-gl needs an X display and none is set (DISPLAY is empty): run the command under `xvfb-run -a` (Debian: xvfb)';
   try {
