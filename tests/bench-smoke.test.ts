@@ -9,6 +9,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { median, runRounds } from '../bench/harness.js';
+import { needs } from './stacks.js';
 
 const out = mkdtempSync(join(os.tmpdir(), 'kiln-bench-smoke-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -32,7 +33,7 @@ describe('bench', () => {
   });
 
   it('runs --quick on the tiny preset and writes the table and the JSON', () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--models', 'tiny', '--backends', 'js', '--no-kernels', '--out', out], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--models', 'tiny', '--backends', 'js', '--no-kernels', '--no-training', '--out', out], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^\| tiny \| prefill 32 \| [\d.]+/m);
     expect(r.stdout).toMatch(/^\| tiny \| decode 16 after 16 \| [\d.]+/m);
@@ -51,4 +52,24 @@ describe('bench', () => {
     }
     expect(readFileSync(join(out, 'bench.md'), 'utf8')).toBe(r.stdout);
   });
+
+  it('--quick training rows: kiln wasm and PyTorch each train the small shape in a process of their own, tokens/s and peak memory', async (ctx) => {
+    await needs(ctx, 'pytorch');
+    const dir = join(out, 'training');
+    const r = spawnSync(process.execPath, ['--import', './bench/preload.mjs', '--import', 'tsx', 'bench/run.ts', '--quick', '--no-models', '--no-kernels', '--backends', 'wasm', '--threads', '1', '--out', dir], { encoding: 'utf8', timeout: 240_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^## Training: trained tokens\/s and peak memory/m);
+    const rep = JSON.parse(readFileSync(join(dir, 'bench.json'), 'utf8'));
+    const rows = rep.results as { id: string; unit: string; cells: { contestant: string; median: number | null; ratio: number | null; unavailable?: string }[] }[];
+    expect(rows.map((x) => x.id)).toEqual(['train-small-speed', 'train-small-memory']);
+    for (const row of rows) {
+      const kiln = row.cells.find((c) => c.contestant === 'kiln-wasm-1t')!;
+      const torch = row.cells.find((c) => c.contestant === 'torch-1t')!;
+      // without OpenBLAS torch is not a fair peer and says so instead of a figure
+      if (torch.unavailable) expect(torch.unavailable).toMatch(/OpenBLAS|torch/);
+      else expect(torch.median).toBeGreaterThan(0);
+      expect(kiln.median, kiln.unavailable).toBeGreaterThan(0);
+      if (!torch.unavailable) expect(kiln.ratio).toBeGreaterThan(0);
+    }
+  }, 300_000);
 });

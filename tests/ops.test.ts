@@ -11,40 +11,15 @@ import { KilnError } from '../graph/errors.js';
 import { interpret } from '../graph/interpret.js';
 import { type Attrs, OPS, type OpKind } from '../graph/ops.js';
 import { type HostTensor, hostTensor } from '../graph/tensor.js';
+import { expectKiln, expectT, runOp } from './op-helpers.js';
 
 const f32 = (shape: number[], data: number[]) => hostTensor('f32', shape, data);
 const i32 = (shape: number[], data: number[]) => hostTensor('i32', shape, data);
+const run = runOp;
 const seq = sym('seq');
 const pos = sym('pos');
 const ln2 = 0.6931471805599453;
 const ln3 = 1.0986122886681098;
-
-/** Run one `op` on inputs x0, x1, … (declared with `shapes`, or the given tensors' shapes). */
-function run(op: OpKind, xs: HostTensor[], attrs: Attrs = {}, opts: { shapes?: Dim[][]; symbols?: Record<string, number> } = {}): HostTensor {
-  const g = new GraphBuilder('t');
-  const ids = xs.map((x, i) => g.add('input', [], { name: `x${i}`, dtype: x.dtype, shape: opts.shapes?.[i] ?? x.shape }));
-  g.output('out', g.add(op, ids, attrs));
-  const out = interpret(g.build(), { inputs: Object.fromEntries(xs.map((x, i) => [`x${i}`, x])), symbols: opts.symbols }).out;
-  if (!out) throw new Error('no output');
-  return out;
-}
-
-/** Shape, dtype and values (to 10 significant digits; -0 counts as 0, NaN as NaN). */
-function expectT(t: HostTensor, shape: number[], data: number[], dtype: DType = 'f32'): void {
-  const r = (v: number) => (v === 0 ? 0 : Number(v.toPrecision(10)));
-  expect({ dtype: t.dtype, shape: t.shape, data: Array.from(t.data, r) }).toEqual({ dtype, shape, data: data.map(r) });
-}
-
-function expectKiln(fn: () => unknown, code: string, message: string): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(KilnError);
-    expect({ code: (e as KilnError).code, message: (e as KilnError).message }).toEqual({ code, message });
-    return;
-  }
-  expect.fail('no error thrown');
-}
 
 const unary = (op: OpKind, xs: number[], want: number[]) => () => expectT(run(op, [f32([xs.length], xs)]), [xs.length], want);
 

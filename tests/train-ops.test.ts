@@ -14,34 +14,13 @@ import { parseGraph, printText, stringifyGraph } from '../graph/print/index.js';
 import { dropoutBits, dropoutHash, dropoutKeep, dropoutThreshold, dropoutUniform, dropoutValue, fmix32 } from '../graph/random.js';
 import { type HostTensor, hostTensor } from '../graph/tensor.js';
 import { validate } from '../graph/validate.js';
+import { expectKiln, expectT, runOp } from './op-helpers.js';
 
 const f32 = (shape: number[], data: number[]) => hostTensor('f32', shape, data);
 const i32 = (shape: number[], data: number[]) => hostTensor('i32', shape, data);
+const expectT12 = (t: HostTensor, shape: number[], data: number[], dtype: DType = 'f32') => expectT(t, shape, data, dtype, 12);
+const run = runOp;
 const ln2 = Math.LN2;
-
-/** Run one `op` on inputs x0, x1, … (declared with `shapes`, or the given tensors' shapes). */
-function run(op: OpKind, xs: HostTensor[], attrs: Attrs = {}, opts: { shapes?: Dim[][]; symbols?: Record<string, number> } = {}): HostTensor {
-  const g = new GraphBuilder('t');
-  const ids = xs.map((x, i) => g.add('input', [], { name: `x${i}`, dtype: x.dtype, shape: opts.shapes?.[i] ?? x.shape }));
-  g.output('out', g.add(op, ids, attrs));
-  return interpret(g.build(), { inputs: Object.fromEntries(xs.map((x, i) => [`x${i}`, x])), symbols: opts.symbols }).out!;
-}
-
-function expectT(t: HostTensor, shape: number[], data: number[], dtype: DType = 'f32'): void {
-  const r = (v: number) => (v === 0 ? 0 : Number(v.toPrecision(12)));
-  expect({ dtype: t.dtype, shape: t.shape, data: Array.from(t.data, r) }).toEqual({ dtype, shape, data: data.map(r) });
-}
-
-function expectKiln(fn: () => unknown, code: string, message: string): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(KilnError);
-    expect({ code: (e as KilnError).code, message: (e as KilnError).message }).toEqual({ code, message });
-    return;
-  }
-  expect.fail('no error thrown');
-}
 
 /** The shape rule's verdict on operands of these types. */
 function build(op: OpKind, types: { dtype: DType; shape: Dim[] }[], attrs: Attrs): void {
@@ -85,16 +64,16 @@ describe('the op table', () => {
 
 describe('one_hot', () => {
   test('one 1 per row, at the index', () => {
-    expectT(run('one_hot', [i32([3], [2, 0, 1])], { depth: 3 }), [3, 3], [0, 0, 1, 1, 0, 0, 0, 1, 0]);
+    expectT12(run('one_hot', [i32([3], [2, 0, 1])], { depth: 3 }), [3, 3], [0, 0, 1, 1, 0, 0, 0, 1, 0]);
   });
   test('indices of any rank: the depth axis comes last', () => {
-    expectT(run('one_hot', [i32([2, 2], [0, 1, 1, 0])], { depth: 2 }), [2, 2, 2], [1, 0, 0, 1, 0, 1, 1, 0]);
+    expectT12(run('one_hot', [i32([2, 2], [0, 1, 1, 0])], { depth: 2 }), [2, 2, 2], [1, 0, 0, 1, 0, 1, 1, 0]);
   });
   test('an index outside [0, depth) gives a row of zeros, not an error', () => {
-    expectT(run('one_hot', [i32([4], [-1, 3, 1, 99])], { depth: 3 }), [4, 3], [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
+    expectT12(run('one_hot', [i32([4], [-1, 3, 1, 99])], { depth: 3 }), [4, 3], [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
   });
   test('a symbolic depth', () => {
-    expectT(run('one_hot', [i32([2], [1, 0])], { depth: sym('n') }, { symbols: { n: 2 } }), [2, 2], [0, 1, 1, 0]);
+    expectT12(run('one_hot', [i32([2], [1, 0])], { depth: sym('n') }, { symbols: { n: 2 } }), [2, 2], [0, 1, 1, 0]);
   });
   test('shape rule', () => {
     expectKiln(() => build('one_hot', [{ dtype: 'f32', shape: [3] }], { depth: 4 }), 'K1006', 'one_hot: indices must be i32, got f32[3]');
@@ -104,13 +83,13 @@ describe('one_hot', () => {
 
 describe('scatter_add', () => {
   test('rows land where the indices say; rows no index names are 0', () => {
-    expectT(run('scatter_add', [i32([2], [0, 2]), f32([2, 2], [1, 2, 3, 4])], { rows: 3 }), [3, 2], [1, 2, 0, 0, 3, 4]);
+    expectT12(run('scatter_add', [i32([2], [0, 2]), f32([2, 2], [1, 2, 3, 4])], { rows: 3 }), [3, 2], [1, 2, 0, 0, 3, 4]);
   });
   test('repeated indices accumulate', () => {
-    expectT(run('scatter_add', [i32([4], [1, 1, 0, 1]), f32([4], [1, 2, 4, 8])], { rows: 3 }), [3], [4, 11, 0]);
+    expectT12(run('scatter_add', [i32([4], [1, 1, 0, 1]), f32([4], [1, 2, 4, 8])], { rows: 3 }), [3], [4, 11, 0]);
   });
   test('indices of rank 2, updates with a rest', () => {
-    expectT(run('scatter_add', [i32([2, 2], [0, 1, 1, 1]), f32([2, 2, 1], [1, 10, 100, 1000])], { rows: 2 }), [2, 1], [1, 1110]);
+    expectT12(run('scatter_add', [i32([2, 2], [0, 1, 1, 1]), f32([2, 2, 1], [1, 10, 100, 1000])], { rows: 2 }), [2, 1], [1, 1110]);
   });
   test('is the transpose of gather: ⟨gather(T, ids), U⟩ = ⟨T, scatter_add(ids, U)⟩', () => {
     const T = f32([3, 2], [1, -2, 3, 0.5, -1, 4]);
@@ -151,15 +130,15 @@ describe('scatter_add', () => {
 describe('cross_entropy', () => {
   test('logsumexp minus the target logit', () => {
     // equal logits: ln 4 whatever the target
-    expectT(run('cross_entropy', [f32([1, 4], [0, 0, 0, 0]), i32([1], [1])]), [1], [Math.log(4)]);
+    expectT12(run('cross_entropy', [f32([1, 4], [0, 0, 0, 0]), i32([1], [1])]), [1], [Math.log(4)]);
     // [0, ln 3]: lse = ln 4; target 0 → ln 4, target 1 → ln 4 − ln 3
-    expectT(run('cross_entropy', [f32([2, 2], [0, Math.log(3), 0, Math.log(3)]), i32([2], [0, 1])]), [2], [Math.log(4), Math.log(4 / 3)]);
+    expectT12(run('cross_entropy', [f32([2, 2], [0, Math.log(3), 0, Math.log(3)]), i32([2], [0, 1])]), [2], [Math.log(4), Math.log(4 / 3)]);
     // [1, 2, 3], target 2: ln(1 + e⁻¹ + e⁻²)
-    expectT(run('cross_entropy', [f32([3], [1, 2, 3]), i32([], [2])]), [], [Math.log(1 + Math.exp(-1) + Math.exp(-2))]);
+    expectT12(run('cross_entropy', [f32([3], [1, 2, 3]), i32([], [2])]), [], [Math.log(1 + Math.exp(-1) + Math.exp(-2))]);
   });
   test('rank 3: one loss per leading position', () => {
     const got = run('cross_entropy', [f32([2, 1, 2], [0, 0, 5, 5]), i32([2, 1], [1, 0])]);
-    expectT(got, [2, 1], [ln2, ln2]);
+    expectT12(got, [2, 1], [ln2, ln2]);
   });
   test('huge logits stay finite (the row max is taken out first)', () => {
     const got = run('cross_entropy', [f32([3, 3], [1000, 0, -1000, 1e30, -1e30, 0, 1e4, 1e4, -Infinity]), i32([3], [1, 1, 0])]);
@@ -228,7 +207,7 @@ describe('dropout_mask', () => {
     run('dropout_mask', [i32([2], [seed, step])], attrs, symbols ? { symbols } : {});
 
   test('pinned: key [42, 7], stream 3, p 0.5', () => {
-    expectT(mask(42, 7, { shape: [8], p: 0.5, stream: 3 }), [8], [0, 2, 0, 2, 2, 0, 2, 0]);
+    expectT12(mask(42, 7, { shape: [8], p: 0.5, stream: 3 }), [8], [0, 2, 0, 2, 2, 0, 2, 0]);
   });
   test('every element is the hash of its row-major index', () => {
     const got = mask(9, 4, { shape: [3, 5], p: 0.3, stream: 1 });

@@ -14,6 +14,9 @@ import { llama } from '../src/dsl/llama.js';
 import { randomWeights, weightsToHost } from '../src/runtime/weights.js';
 import { DROPOUT_KEY, lossGraph, residualBranches, trainingGraph } from '../src/train/loss-graph.js';
 import { TrainingPrograms } from '../src/train/step.js';
+import { gpuBackend } from '../backends/gpu/index.js';
+import { KilnError } from '../graph/errors.js';
+import { needs } from './stacks.js';
 
 const model = llama({ name: 'step-test', vocabSize: 29, dim: 16, nLayers: 2, nHeads: 4, nKvHeads: 2, hiddenDim: 24, maxSeqLen: 16 }).build();
 const weights = randomWeights(model, 3, 0.2);
@@ -71,4 +74,27 @@ describe('the training step', () => {
           p.dispose();
         }
       }, 60_000);
+
+  // the gpu backend computes in float32 with the device's own exp and sums: GPU_TOLERANCE's 1e-4 per
+  // op, through a backward pass of ~80 ops
+  for (const device of ['headlessgl', 'webgpu'] as const)
+    it(`gpu on ${device}: the loss and every gradient equal the interpreter's (relative 1e-3); dropout is refused by name`, async (ctx) => {
+      await needs(ctx, device);
+      const backend = gpuBackend({ device });
+      const p = await TrainingPrograms.create(model, backend, T);
+      try {
+        p.setWeights(weights);
+        const want = reference(0, [0, 0]);
+        const acc = Object.fromEntries(p.params.map((q) => [q.name, new Float32Array(weights[q.name]!.length)]));
+        const loss = p.accumulate(row, acc);
+        expect(Math.abs(loss - want['loss']!.data[0]!) / want['loss']!.data[0]!).toBeLessThan(1e-3);
+        for (const q of p.params) expect(worst(acc[q.name]!, want[`grad:${q.name}`]!.data), q.name).toBeLessThan(1e-3);
+      } finally {
+        p.dispose();
+      }
+      const refused = await TrainingPrograms.create(model, backend, T, { dropout: 0.1 }).then(() => undefined, (e: unknown) => e);
+      expect(refused).toBeInstanceOf(KilnError);
+      expect((refused as KilnError).code).toBe('K1019');
+      expect((refused as KilnError).message).toMatch(/dropout_mask/);
+    }, 300_000);
 });

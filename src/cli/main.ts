@@ -221,8 +221,9 @@ export function buildProgram(): Command {
     .option('--eval-batches <n>', 'validation micro-batches per evaluation (default: all of them, at most 8)', positiveInt)
     .option('--save-every <n>', 'write a checkpoint every n steps (and at the end)', positiveInt)
     .option('--resume <dir>', 'continue the run saved in this folder (its --out, or one checkpoint folder) exactly where it stopped')
-    .option('-b, --backend <name>', 'backend (js, wasm)', backendIn(['js', 'wasm']), 'wasm')
+    .option('-b, --backend <name>', 'backend (js, wasm, or gpu where a device works; gpu has no dropout)', backendIn(BACKENDS), 'wasm')
     .option('--threads <n>', 'wasm backend: worker threads (default: every core)', positiveInt)
+    .addOption(new Option('--device <name>', 'gpu backend: where its kernels run (auto picks the best that works and says which)').choices(['auto', 'headlessgl', 'webgpu']))
     .option('--no-typecheck', 'skip type-checking a .ts model file')
     .action(async (model: string, opts: import('./train.js').TrainCliOptions) => {
       const { trainCommand } = await import('./train.js');
