@@ -30,8 +30,9 @@ const settings = { batch, seq, gradAccum: 1, steps: warmup + steps, lr: 1e-4, mi
 const res = await train({ model: g, weights: trainingInit(g, 0), backend, data, settings, identity: {}, outDir: '.', programs });
 const timed = res.steps.slice(warmup);
 const ms = timed.reduce((a, s) => a + (s.ms ?? 0), 0);
+const computeMs = timed.reduce((a, s) => a + (s['compute_ms'] ?? 0), 0);
 programs.dispose();
 process.stdout.write(
-  `${JSON.stringify({ tokens_per_s: (timed.length * batch * seq * 1000) / ms, step_s: ms / timed.length / 1000, peak_rss_bytes: process.resourceUsage().maxRSS * 1024, arena_bytes: programs.grad.plan.arenaBytes, compile_s: compileS })}\n`,
+  `${JSON.stringify({ tokens_per_s: (timed.length * batch * seq * 1000) / ms, step_s: ms / timed.length / 1000, peak_rss_bytes: process.resourceUsage().maxRSS * 1024, arena_bytes: programs.grad.plan.arenaBytes, compile_s: compileS, update_share: 1 - computeMs / ms })}\n`,
 );
 process.exit(0);

@@ -155,7 +155,7 @@ export function runTrainingBench(opts: { quick: boolean; rounds: number; threads
         const s = samples.get(c.id) ?? [];
         return {
           contestant: c.id,
-          samples: s.map((x, round) => ({ round, value: f(x), cpu: { seconds: 0, busy: false } as never, ...(x.detail ? { detail: x.detail } : {}) })),
+          samples: s.map((x, round) => ({ round, value: f(x), cpu: { seconds: 0, busy: false } as never })),
           median: m,
           disturbed: false,
           ratio: m !== null && base ? m / base : null,
@@ -165,7 +165,7 @@ export function runTrainingBench(opts: { quick: boolean; rounds: number; threads
         };
       }),
     });
-    results.push(row('tokens/s', 'tokens/s', (x) => x.tokensPerS), row('peak memory', 'MiB', (x) => x.peakBytes / 2 ** 20));
+    results.push(row('tokens/s', 'tokens/s', (x) => x.tokensPerS), row('peak memory, MiB (lower is better)', 'MiB', (x) => x.peakBytes / 2 ** 20));
   }
   notes.push('Training rows: whole optimizer steps (every window forward and backward, the gradient sum, global-norm clipping, AdamW), after one warm-up step, each sample a process of its own (compile excluded); peak memory is that process\'s maximum resident set. PyTorch: Debian\'s torch 1.13 on OpenBLAS, OPENBLAS_NUM_THREADS and torch threads equal to the column\'s.');
   return { results, labels, notes };

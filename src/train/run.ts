@@ -181,12 +181,13 @@ export async function train(run: TrainRun): Promise<TrainResult> {
 
   for (let step = start; step < s.steps; step++) {
     const t0 = performance.now();
-    for (const g of gradList) g.fill(0);
     let lossSum = 0;
     for (let a = 0; a < s.gradAccum; a++) {
       const b = cursor.next(s.batch);
-      for (let i = 0; i < b.inputs.length; i++) lossSum += programs.accumulate({ inputs: b.inputs[i]!, targets: b.targets[i]! }, grads, [s.seed, (step * s.gradAccum + a) * s.batch + i]);
+      for (let i = 0; i < b.inputs.length; i++)
+        lossSum += programs.accumulate({ inputs: b.inputs[i]!, targets: b.targets[i]! }, grads, [s.seed, (step * s.gradAccum + a) * s.batch + i], a === 0 && i === 0);
     }
+    const t1 = performance.now();
     const scale = 1 / rows;
     for (const g of gradList) for (let i = 0; i < g.length; i++) g[i] = g[i]! * scale;
     const loss = lossSum / rows;
@@ -203,7 +204,8 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     tokens += rows * s.seq;
     const ms = performance.now() - t0;
     // `step` counts steps done (1 after the first), as evaluations and checkpoints do
-    const r: StepRecord = { step: step + 1, loss, lr, grad_norm: norm, tokens, tokens_per_s: (rows * s.seq * 1000) / ms, ms };
+    // where the step's time went: the programs (forward and backward of every row, the sums) and the update
+    const r: StepRecord = { step: step + 1, loss, lr, grad_norm: norm, tokens, tokens_per_s: (rows * s.seq * 1000) / ms, ms, compute_ms: t1 - t0, update_ms: performance.now() - t1 };
     steps.push(r);
     run.hooks?.onStep?.(r);
     const done = step + 1;

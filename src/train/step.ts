@@ -93,9 +93,12 @@ export class TrainingPrograms {
     return new TrainingPrograms(grad, loss, trainableParams(model), seq, seqSymbol(model), dropout);
   }
 
+  /** The loss program binds the weights only when it next runs: it runs at evaluations, the grad program every step. */
+  private lossWeights: Readonly<Record<string, Float32Array>> | undefined;
+
   setWeights(w: Readonly<Record<string, Float32Array>>): void {
     this.grad.exe.setWeights(w);
-    this.loss.exe.setWeights(w);
+    this.lossWeights = w;
   }
 
   private args(r: Row, key?: Int32Array) {
@@ -104,11 +107,11 @@ export class TrainingPrograms {
   }
 
   /**
-   * The mean loss of one row, and its gradients added into `into` (by param name). With dropout,
-   * `key` is [seed, n] for the run's n-th row, so every row draws its own masks and a resumed run
-   * draws the same ones.
+   * The mean loss of one row, and its gradients added into `into` (by param name; `first`: written
+   * over what `into` holds). With dropout, `key` is [seed, n] for the run's n-th row, so every row
+   * draws its own masks and a resumed run draws the same ones.
    */
-  accumulate(r: Row, into: Readonly<Record<string, Float32Array>>, key?: readonly [number, number]): number {
+  accumulate(r: Row, into: Readonly<Record<string, Float32Array>>, key?: readonly [number, number], first = false): number {
     if (this.dropout > 0 && !key) throw new KilnError('K1017', 'a training program with dropout needs a dropout key per row');
     // the gradients land in arrays reused from row to row where the backend takes them (wasm):
     // a stories15M row's are 61 MB, which a new allocation per row pays for again in page faults
@@ -118,13 +121,16 @@ export class TrainingPrograms {
       const g = out[`grad:${name}`] as Float32Array | undefined;
       const acc = into[name]!;
       if (!g) throw new KilnError('K1018', `the training program has no gradient for '${name}'`);
-      for (let i = 0; i < acc.length; i++) acc[i]! += g[i]!;
+      if (first) acc.set(g.subarray(0, acc.length));
+      else for (let i = 0; i < acc.length; i++) acc[i]! += g[i]!;
     }
     return (out['loss'] as HostArray)[0]!;
   }
 
   /** The mean loss of one row, forward only. */
   rowLoss(r: Row): number {
+    if (this.lossWeights) this.loss.exe.setWeights(this.lossWeights);
+    this.lossWeights = undefined;
     return (this.loss.exe.run(this.args(r))['loss'] as HostArray)[0]!;
   }
 
