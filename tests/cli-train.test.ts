@@ -53,6 +53,7 @@ describe('kiln train', () => {
     const r = trained();
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/tiny has no tokenizer: made one of 64 pieces from the data/);
+    expect(r.stderr).toMatch(/kiln: --lr 0\.001 \(fresh weights; give --lr to change it\)/);
     expect(r.stderr).toMatch(/memory: .* of intermediates per window/);
     expect(r.stderr).toMatch(/step 50\/50 {2}loss \d\.\d{4} {2}lr /);
     expect(r.stderr).toMatch(/eval at step 50: validation loss \d\.\d+, perplexity/);
@@ -143,9 +144,9 @@ describe('kiln train', () => {
     const longer = join(tmp, 'longer');
     expect(trained().status).toBe(0);
     cpSync(out, longer, { recursive: true });
-    const again = kiln([...RUN, '--steps', '60', '--lr', '1e-3', '--out', longer, '--save-every', '10', '--resume', longer]);
+    const again = kiln([...RUN, '--steps', '60', '--lr', '2e-3', '--out', longer, '--save-every', '10', '--resume', longer]);
     expect(again.status, again.stderr).toBe(0);
-    expect(again.stderr).toMatch(/kiln: resuming with settings changed since the checkpoint \(steps: 50 → 60; lr: 0\.0005 → 0\.001; minLr: 0\.00005 → 0\.0001; warmup: 5 → 6\): the losses from here differ from the first run's/);
+    expect(again.stderr).toMatch(/kiln: resuming with settings changed since the checkpoint \(steps: 50 → 60; lr: 0\.001 → 0\.002; minLr: 0\.0001 → 0\.0002; warmup: 5 → 6\): the losses from here differ from the first run's/);
     expect(metrics(longer).filter((l) => l.loss !== undefined).map((l) => l.step)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
   }, 120_000);
 });

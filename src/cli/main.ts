@@ -206,7 +206,7 @@ export function buildProgram(): Command {
     .option('--grad-accum <n>', 'micro-batches per optimizer step', positiveInt, 1)
     .option('--steps <n>', 'optimizer steps (default 100)', positiveInt)
     .option('--tokens <n>', 'train on this many tokens instead of giving --steps', positiveInt)
-    .option('--lr <x>', 'peak learning rate', finiteNumber, 5e-4)
+    .option('--lr <x>', 'peak learning rate (default: 1e-3 from fresh weights, 1e-4 to fine-tune a checkpoint)', finiteNumber)
     .option('--min-lr <x>', 'learning rate at the end of the cosine decay (default: lr / 10)', finiteNumber)
     .option('--warmup <n>', 'steps of linear warmup (default: a tenth of the steps, at most 1000)', nonNegativeInt)
     .option('--weight-decay <x>', 'AdamW decoupled weight decay, on matrices only', finiteNumber, 0.1)

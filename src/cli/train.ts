@@ -32,7 +32,7 @@ export interface TrainCliOptions {
   readonly gradAccum: number;
   readonly steps?: number;
   readonly tokens?: number;
-  readonly lr: number;
+  readonly lr?: number;
   readonly minLr?: number;
   readonly warmup?: number;
   readonly weightDecay: number;
@@ -57,7 +57,7 @@ function checkOptions(o: TrainCliOptions): void {
   if (o.steps !== undefined && o.tokens !== undefined) throw usage('give --steps or --tokens, not both');
   if (!(o.valFraction >= 0 && o.valFraction < 1)) throw usage(`--val-fraction (${o.valFraction}) must be at least 0 and less than 1`);
   if (!(o.dropout >= 0 && o.dropout < 1)) throw usage(`--dropout (${o.dropout}) must be at least 0 and less than 1`);
-  if (!(o.lr > 0)) throw usage(`--lr (${o.lr}) must be a number above 0`);
+  if (o.lr !== undefined && !(o.lr > 0)) throw usage(`--lr (${o.lr}) must be a number above 0`);
 }
 
 /** Where a run's files go: --out, else the folder --resume names, else out/<model>-trained. */
@@ -113,7 +113,9 @@ export async function trainCommand(spec: string, o: TrainCliOptions): Promise<vo
   const data = splitData(stream.ids, { seq, valFraction: o.valFraction, seed: o.seed, ...(valStream ? { val: valStream.ids, valName: o.val!.join(', ') } : {}) });
   process.stderr.write(`kiln: ${describeData(data, stream.files)}\n`);
 
-  // the schedule
+  // the schedule; a fine-tune takes smaller steps than training from scratch
+  const lr = o.lr ?? (checkpoint ? 1e-4 : 1e-3);
+  if (o.lr === undefined) process.stderr.write(`kiln: --lr ${lr} (${checkpoint ? 'fine-tuning a checkpoint' : 'fresh weights'}; give --lr to change it)\n`);
   const perStep = o.batch * o.gradAccum * seq;
   const steps = o.steps ?? (o.tokens !== undefined ? Math.ceil(o.tokens / perStep) : 100);
   const warmup = o.warmup ?? Math.min(1000, Math.floor(steps / 10));
@@ -123,8 +125,8 @@ export async function trainCommand(spec: string, o: TrainCliOptions): Promise<vo
     seq,
     gradAccum: o.gradAccum,
     steps,
-    lr: o.lr,
-    minLr: o.minLr ?? o.lr / 10,
+    lr,
+    minLr: o.minLr ?? lr / 10,
     warmup,
     weightDecay: o.weightDecay,
     clip: o.clip,
