@@ -268,6 +268,47 @@ export function buildMatmulNN(c: WasmCtx, name: string): void {
   ]);
 }
 
+/** Rows per unit of mm_nn_rows: mm_nn's tile height, so a split leaves its row groups as they are (and its sums bit for bit). */
+const NN_ROWS = 4;
+/** mm_nn is split across threads from this many output elements (smaller ones lose more to the hand-off than they gain). */
+const NN_PAR_MIN = 1 << 16;
+
+/**
+ * mm_nn_rows(a, b, out, M, N, K, ldb, P0, P1): mm_nn over rows [4·P0, min(M, 4·P1)), without a
+ * causal block: the unit threads split (the backward pass's gradient matmuls gᵀ · x, whose b is
+ * an activation, not a packed weight).
+ */
+function buildMatmulNNRows(c: WasmCtx, name: string, nn: string): void {
+  const { b, m } = c;
+  const f = new Fn(b, m, Array.from({ length: 9 }, () => b.i32));
+  const [A, B, OUT, M, N, K, LDB, P0, P1] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const I = (v: number) => m.i32.const(v);
+  const [r0, r1] = [f.local(b.i32), f.local(b.i32)];
+  f.finish(name, b.none, [
+    f.set(r0, m.i32.mul(f.get(P0), I(NN_ROWS))),
+    f.set(r1, m.i32.mul(f.get(P1), I(NN_ROWS))),
+    m.if(m.i32.gt_s(f.get(r1), f.get(M)), f.set(r1, f.get(M))),
+    m.if(
+      m.i32.lt_s(f.get(r0), f.get(r1)),
+      m.call(
+        nn,
+        [
+          m.i32.add(f.get(A), m.i32.shl(m.i32.mul(f.get(r0), f.get(K)), I(2))),
+          f.get(B),
+          m.i32.add(f.get(OUT), m.i32.shl(m.i32.mul(f.get(r0), f.get(N)), I(2))),
+          m.i32.sub(f.get(r1), f.get(r0)),
+          f.get(N),
+          f.get(K),
+          f.get(LDB),
+          I(0),
+          I(0),
+        ],
+        b.none,
+      ),
+    ),
+  ]);
+}
+
 /** mm_nt_dot: out[r, n] for r in [R0, R1), n in [N0, N1): one dot product each, four k at a time. */
 function buildNtDot(c: WasmCtx, name: string): void {
   const { b, m } = c;
@@ -390,7 +431,16 @@ export const matmulKernel: WasmKernel = (c) => {
   const inner = () => c.dim(tb.shape[2]!);
   const ldb = swapped ? () => m.i32.mul(c.dim(tb.shape[0]!), inner()) : () => c.dim(tb.shape.at(-1)!);
   const call = (a: Expr, bq: Expr, o: Expr, M: Expr) => m.call(fn, [a, bq, o, M, c.dim(Nd), c.dim(Kd), ldb(), ...causalArgs(c, transB ? undefined : c.causalZeros)], c.b.none);
-  if (bb.length === 0 && ab.length === ob.length && ab.every((d, i) => dimEq(d, ob[i]!))) return [call(c.in(0), c.in(1), c.out(), c.numel(ta.shape.slice(0, -1)))];
+  if (bb.length === 0 && ab.length === ob.length && ab.every((d, i) => dimEq(d, ob[i]!))) {
+    // a large mm_nn with a static row count splits its rows across the threads
+    const rows = ta.shape.slice(0, -1);
+    const M = rows.every(isStatic) ? rows.reduce<number>((x, d) => x * (d as number), 1) : undefined;
+    if (!transB && !swapped && !c.causalZeros && M !== undefined && isStatic(Nd) && M > NN_ROWS && M * Nd >= NN_PAR_MIN) {
+      const par = c.helper('mm_nn_rows', () => buildMatmulNNRows(c, 'mm_nn_rows', fn));
+      return [c.parallel(par, [c.in(0), c.in(1), c.out(), m.i32.const(M), c.dim(Nd), c.dim(Kd), ldb()], Math.ceil(M / NN_ROWS))];
+    }
+    return [call(c.in(0), c.in(1), c.out(), c.numel(ta.shape.slice(0, -1)))];
+  }
   const mk = () => m.i32.mul(c.dim(Md), c.dim(Kd));
   const kn = swapped ? inner : () => m.i32.mul(c.dim(Kd), c.dim(Nd));
   const mn = () => m.i32.mul(c.dim(Md), c.dim(Nd));
