@@ -121,6 +121,7 @@ describe('kiln train', () => {
       [['train', 'preset:tiny', '--data', short, '--out', join(tmp, 'x2')], /^error K1023: the training data has \d+ tokens?; one window of --seq 32 needs 33$/, 1],
       [['train', 'preset:tiny', '--data', 'README.md', '--seq', '64', '--out', join(tmp, 'x3')], /^error K1016: --seq 64 is past the model's context \(maxSeqLen 32\)$/, 2],
       [[...RUN, '--out', out], /^error K1016: .*tiny-trained already holds a training run: continue it with --resume .*, or give another --out$/, 2],
+      [['train', 'preset:tiny', '--data', 'README.md', '--backend', 'gpu', '--dropout', '0.1', '--out', join(tmp, 'x5')], /^error K1016: --dropout: the gpu backend cannot draw dropout masks .*train with --backend wasm or js, or without --dropout$/, 2],
       [[...RUN, '--batch', '4', '--out', join(tmp, 'x4'), '--resume', out], /^error K1025: --resume .*step-000050: made by another run \(batch: 8 → 4\)$/, 1],
     ];
     for (const [args, want, code] of cases) {
@@ -129,7 +130,7 @@ describe('kiln train', () => {
       expect(r.status, r.stderr).toBe(code);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     }
-    for (const x of ['x1', 'x2', 'x3', 'x4']) expect(existsSync(join(tmp, x, 'model.gguf'))).toBe(false);
+    for (const x of ['x1', 'x2', 'x3', 'x4', 'x5']) expect(existsSync(join(tmp, x, 'model.gguf'))).toBe(false);
   }, 120_000);
 
   it('a loss that becomes NaN stops the run at that step and keeps the last checkpoint; a finished run resumes for longer', () => {

@@ -194,7 +194,7 @@ export function buildProgram(): Command {
         'and loss.svg into --out; --save-every writes checkpoints that --resume continues exactly.',
     )
     .argument('<model>', MODEL_HELP)
-    .requiredOption('-d, --data <files...>', 'training text: .txt, .jsonl (a "text" field per line), or .json (one array of token ids)')
+    .requiredOption('-d, --data <files...>', 'training data: .jsonl (a "text" field per line), .json (one array of token ids), anything else UTF-8 text (.txt, .md)')
     .option('--val <files...>', 'validation data (default: a held-out share of the windows of --data)')
     .option('--val-fraction <f>', 'share of the windows held out for validation when --val is not given', finiteNumber, 0.1)
     .option('-o, --out <dir>', 'folder for the trained model, metrics, event files, picture and checkpoints (default: out/<model name>-trained)')

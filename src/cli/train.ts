@@ -57,6 +57,7 @@ function checkOptions(o: TrainCliOptions): void {
   if (o.steps !== undefined && o.tokens !== undefined) throw usage('give --steps or --tokens, not both');
   if (!(o.valFraction >= 0 && o.valFraction < 1)) throw usage(`--val-fraction (${o.valFraction}) must be at least 0 and less than 1`);
   if (!(o.dropout >= 0 && o.dropout < 1)) throw usage(`--dropout (${o.dropout}) must be at least 0 and less than 1`);
+  if (o.backend === 'gpu' && o.dropout > 0) throw usage('--dropout: the gpu backend cannot draw dropout masks (their hash needs integer bit operations, which WebGL1 shaders lack); train with --backend wasm or js, or without --dropout');
   if (o.lr !== undefined && !(o.lr > 0)) throw usage(`--lr (${o.lr}) must be a number above 0`);
 }
 
