@@ -1,5 +1,5 @@
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -366,7 +366,7 @@ describe('kiln as a library', () => {
       join(proj, 'app.ts'),
       [
         "import { presetModel } from 'kiln';",
-        "import { KilnError, Session, createWasmBackend, jsBackend, randomWeights } from 'kiln/runtime';",
+        "import { KilnError, Session, createWasmBackend, jsBackend, randomWeights, splitData, train, trainingInit, saveTrainedModel } from 'kiln/runtime';",
         "const g = presetModel('tiny').build();",
         'const weights = randomWeights(g, 1);',
         'const out: number[][] = [];',
@@ -378,16 +378,24 @@ describe('kiln as a library', () => {
         '  s.dispose();',
         '}',
         'try { await Session.create(g, { backend: jsBackend, weights: {} }); } catch (e) { out.push([e instanceof KilnError ? 1 : 0]); }',
+        // and it trains: five steps on a repeating stream, the model saved where it says
+        "const data = splitData(Int32Array.from({ length: 200 }, (_, i) => (i * 7) % 64), { seq: 16, valFraction: 0 });",
+        "const settings = { batch: 2, seq: 16, gradAccum: 1, steps: 5, lr: 3e-3, minLr: 3e-4, warmup: 1, weightDecay: 0.1, clip: 1, beta1: 0.9, beta2: 0.95, eps: 1e-8, dropout: 0, seed: 0, shuffle: false, evalEvery: 0, evalBatches: 1, saveEvery: 0 };",
+        "const res = await train({ model: g, weights: trainingInit(g, 0), backend: createWasmBackend({ threads: 2 }), data, settings, identity: {}, outDir: 'run' });",
+        "out.push(res.steps.map((r) => (Number.isFinite(r.loss) ? 1 : 0)), saveTrainedModel('run', g, res.weights, undefined).map((f) => f.length));",
         'console.log(JSON.stringify(out));',
       ].join('\n'),
     );
     const r = spawnSync(process.execPath, ['--import', 'kiln/register', 'app.ts'], { cwd: proj, encoding: 'utf8', env: env(), timeout: 120_000 });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    const [js, wasm, err] = JSON.parse(r.stdout) as number[][];
+    const [js, wasm, err, losses, saved] = JSON.parse(r.stdout) as number[][];
     expect(js).toHaveLength(8);
     expect(wasm).toEqual(js);
     expect(err).toEqual([1]);
+    expect(losses).toEqual([1, 1, 1, 1, 1]);
+    expect(saved).toHaveLength(3); // model.gguf and the safetensors folder's weights and config.json (no tokenizer)
+    expect(existsSync(join(proj, 'run', 'model.gguf'))).toBe(true);
   });
 });
 

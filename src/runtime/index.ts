@@ -18,6 +18,13 @@ export type { Backend, Executable, HostArray, RunArgs } from '../../backends/bac
 export { loadCheckpoint, checkpointWeights, type Checkpoint, type TokenizerData } from '../formats/checkpoint.js';
 export { Tokenizer, tokenizerFromHfJson, tokenizerFromLlama2cBin } from '../tokenizer/index.js';
 export { KilnError } from '../../graph/errors.js';
+// training: the loop, its data, fresh weights, and the trained model's files (README, Training)
+export { train, type TrainRun, type TrainSettings, type TrainResult, type TrainHooks } from '../train/run.js';
+export { TrainingPrograms } from '../train/step.js';
+export { lossGraph, trainingGraph } from '../train/loss-graph.js';
+export { readTokens, splitData, DataCursor, type TrainingData } from '../train/data.js';
+export { trainingInit } from '../train/init.js';
+export { saveTrainedModel } from '../train/save.js';
 export type { Graph } from '../../graph/graph.js';
 
 /**

@@ -3,6 +3,7 @@
  * (llama.cpp's layout, with the tokenizer in its metadata) and `safetensors/` (Hugging Face's:
  * model.safetensors, config.json, tokenizer.json). Float32, whole or not at all.
  */
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../../graph/errors.js';
 import type { Graph } from '../../graph/graph.js';
@@ -30,6 +31,7 @@ export function saveTrainedModel(dir: string, g: Graph, weights: Readonly<Record
       return [p.name, makeTensor(p.name, 'f32', p.shape, new Uint8Array(w.buffer, w.byteOffset, w.byteLength))];
     }),
   );
+  mkdirSync(dir, { recursive: true });
   const gguf = join(dir, 'model.gguf');
   const ck: Checkpoint = { file: gguf, format: 'gguf', config, tensors, ...(tokenizer ? { tokenizer } : {}), metadata: {} };
   writeCheckpointGguf(ck, gguf);
