@@ -261,3 +261,42 @@ export function writeFilesAtomic(files: readonly { readonly path: string; readon
 export function writeAtomic(path: string, write: FileWriter): void {
   writeFilesAtomic([{ path, write }]);
 }
+
+/**
+ * A file written by appending, each chunk handed to the OS at once, so a crash loses at most the
+ * chunk being written (the training log, the TensorBoard event file). A write error is one line
+ * (K1016) naming the file.
+ */
+export class AppendFile {
+  private fd: number | undefined;
+  private constructor(
+    readonly path: string,
+    fd: number,
+  ) {
+    this.fd = fd;
+  }
+
+  /** `a`: append to what is there (or a new file); `wx`: a new file only, EEXIST thrown as it is. */
+  static open(path: string, flags: 'a' | 'wx'): AppendFile {
+    try {
+      return new AppendFile(path, openSync(path, flags));
+    } catch (e) {
+      if (flags === 'wx' && (e as NodeJS.ErrnoException).code === 'EEXIST') throw e;
+      throw isErrno(e) ? cannotWrite(path, e) : e;
+    }
+  }
+
+  append(chunk: Uint8Array): void {
+    if (this.fd === undefined) throw new Error(`AppendFile: ${this.path} is closed`);
+    try {
+      for (let done = 0; done < chunk.length; ) done += writeSync(this.fd, chunk, done, chunk.length - done);
+    } catch (e) {
+      throw isErrno(e) ? cannotWrite(this.path, e) : e;
+    }
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}

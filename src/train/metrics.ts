@@ -13,9 +13,9 @@
  *
  * Also here: the one-line progress report the trainer prints.
  */
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { InternalError, KilnError } from '../../graph/errors.js';
-import { writeAtomic, writeProblem } from '../formats/file.js';
+import { AppendFile, writeAtomic } from '../formats/file.js';
 
 export interface StepRecord {
   step: number;
@@ -117,14 +117,10 @@ export function truncateMetrics(path: string, lastStep: number): number {
 
 /** An append-only metrics log. */
 export class MetricsLog {
-  private fd: number | undefined;
+  private readonly file: AppendFile;
 
   private constructor(readonly path: string) {
-    try {
-      this.fd = openSync(path, 'a');
-    } catch (e) {
-      throw new KilnError('K1016', `cannot write '${path}': ${writeProblem(path, e)}`);
-    }
+    this.file = AppendFile.open(path, 'a');
   }
 
   /** A new, empty log at `path` (a file already there is replaced). */
@@ -140,26 +136,15 @@ export class MetricsLog {
   }
 
   step(r: StepRecord): void {
-    this.append(stepLine(r));
+    this.file.append(Buffer.from(stepLine(r), 'utf8'));
   }
 
   eval(step: number, valLoss: number): void {
-    this.append(evalLine(step, valLoss));
-  }
-
-  private append(line: string): void {
-    if (this.fd === undefined) throw new InternalError(`MetricsLog: ${this.path} is closed`);
-    const b = Buffer.from(line, 'utf8');
-    try {
-      for (let done = 0; done < b.length; ) done += writeSync(this.fd, b, done, b.length - done);
-    } catch (e) {
-      throw new KilnError('K1016', `cannot write '${this.path}': ${writeProblem(this.path, e)}`);
-    }
+    this.file.append(Buffer.from(evalLine(step, valLoss), 'utf8'));
   }
 
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.file.close();
   }
 }
 

@@ -23,11 +23,10 @@
  * what earlier files logged at that step and after — what the interrupted run logged past its
  * checkpoint — and keeps every earlier step (it keeps events whose step < the START's).
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { InternalError, KilnError } from '../../graph/errors.js';
-import { writeProblem } from '../formats/file.js';
+import { AppendFile, writeProblem } from '../formats/file.js';
 
 // ─── crc32c (Castagnoli) ────────────────────────────────────────────────────────────────────
 
@@ -168,16 +167,17 @@ export interface EventWriterOptions {
 }
 
 export class EventWriter {
-  private fd: number | undefined;
   private readonly now: () => number;
 
   private constructor(
-    readonly path: string,
-    fd: number,
+    private readonly file: AppendFile,
     now: () => number,
   ) {
-    this.fd = fd;
     this.now = now;
+  }
+
+  get path(): string {
+    return this.file.path;
   }
 
   /** A new event file in folder `dir` (which must exist), its version record written. */
@@ -188,14 +188,15 @@ export class EventWriter {
     // Exclusive creation: a second writer in the same second gets a suffix, never the same file.
     for (let n = 0; ; n++) {
       const path = n === 0 ? base : `${base}.${n}`;
-      let fd: number;
+      let file: AppendFile;
       try {
-        fd = openSync(path, 'wx');
+        file = AppendFile.open(path, 'wx');
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST' && n < 100) continue;
+        if (e instanceof KilnError) throw e;
         throw new KilnError('K1016', `cannot write '${path}': ${writeProblem(path, e)}`);
       }
-      const w = new EventWriter(path, fd, now);
+      const w = new EventWriter(file, now);
       w.append(fileVersionEvent(t));
       return w;
     }
@@ -221,17 +222,10 @@ export class EventWriter {
   }
 
   private append(data: Uint8Array): void {
-    if (this.fd === undefined) throw new InternalError(`EventWriter: ${this.path} is closed`);
-    const rec = encodeRecord(data);
-    try {
-      for (let done = 0; done < rec.length; ) done += writeSync(this.fd, rec, done, rec.length - done);
-    } catch (e) {
-      throw new KilnError('K1016', `cannot write '${this.path}': ${writeProblem(this.path, e)}`);
-    }
+    this.file.append(encodeRecord(data));
   }
 
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.file.close();
   }
 }
