@@ -5,9 +5,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { GraphBuilder } from '../graph/builder.js';
-import { type Dim, dimAdd, dimScale, sym } from '../graph/dim.js';
-import type { DType } from '../graph/dtype.js';
-import { KilnError } from '../graph/errors.js';
+import { dimAdd, dimScale, sym } from '../graph/dim.js';
 import { interpret } from '../graph/interpret.js';
 import { type Attrs, OPS, type OpKind } from '../graph/ops.js';
 import { type HostTensor, hostTensor } from '../graph/tensor.js';

@@ -7,8 +7,6 @@ import { describe, expect, test } from 'vitest';
 import { GraphBuilder } from '../graph/builder.js';
 import { type Dim, sym } from '../graph/dim.js';
 import type { DType } from '../graph/dtype.js';
-import { KilnError } from '../graph/errors.js';
-import { interpret } from '../graph/interpret.js';
 import { type Attrs, OPS, type OpKind, TRAINING_OPS, isElementwise } from '../graph/ops.js';
 import { parseGraph, printText, stringifyGraph } from '../graph/print/index.js';
 import { dropoutBits, dropoutHash, dropoutKeep, dropoutThreshold, dropoutUniform, dropoutValue, fmix32 } from '../graph/random.js';

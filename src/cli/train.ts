@@ -152,17 +152,21 @@ export async function trainCommand(spec: string, o: TrainCliOptions): Promise<vo
     : (await import('../train/init.js')).trainingInit(g, o.seed);
   const { loadBackend } = await import('./backends.js');
   const backend = await loadBackend(o.backend);
-  const { TrainingPrograms } = await import('../train/step.js');
+  const { TrainingPrograms, trainableParams } = await import('../train/step.js');
+  // what a checkpoint must share with this run to resume it, checked before the (long) compile
+  const identity = { model: llama, params: trainableParams(g), train: { windows: data.train.count, tokens: data.tokens }, val: data.val?.count ?? 0 };
+  if (resume) (await import('../train/run.js')).checkResume(resume, { settings, identity });
   process.stderr.write(`kiln: compiling the training step for the ${backend.name} backend…\n`);
   const programs = await TrainingPrograms.create(g, backend, seq, { dropout: o.dropout });
   const paramBytes = programs.params.reduce((a, p) => a + 4 * p.shape.reduce((x, y) => x * y, 1), 0);
   const arena = programs.grad.plan.arenaBytes;
+  // on the host: the weights, the step's gradient sum, one row's gradients and AdamW's two moments
   process.stderr.write(
     `kiln: memory: ${humanBytes(arena)} of intermediates per window (activations kept for the backward pass included), ` +
-      `${humanBytes(paramBytes)} of weights, as much again of gradients and twice that of AdamW moments: ${humanBytes(arena + 4 * paramBytes)} in all\n`,
+      `${humanBytes(paramBytes)} of weights, and four times that for the gradients and AdamW moments: ${humanBytes(arena + 5 * paramBytes)}, ` +
+      `beside the ${backend.name} backend's own copies of the weights\n`,
   );
 
-  const identity = { model: llama, params: programs.params, train: { windows: data.train.count, tokens: data.tokens }, val: data.val?.count ?? 0 };
   mkdirSync(outDir, { recursive: true });
   const { openMonitor } = await import('../train/monitor.js');
   const monitor = openMonitor(outDir, { steps, resumeStep: resume?.step, tokenizer: tok, model: g, seed: o.seed });

@@ -73,6 +73,7 @@ export function lossGraph(model: Graph, opts: LossGraphOptions = {}): Graph {
   const p = opts.dropout ?? 0;
   if (!(p >= 0 && p < 1)) fail(`dropout ${p} must be at least 0 and less than 1`);
   const branches = p > 0 ? residualBranches(model) : new Map<number, number>();
+  const byId = new Map(model.nodes.map((n) => [n.id, n]));
   if (p > 0 && branches.size === 0) fail(`dropout: graph ${model.name} has no residual branches (x + f(x) built inside a block's scope) to drop out`);
   const r = new Rewriter(model, 'loss-graph');
   let targets = -1;
@@ -82,7 +83,7 @@ export function lossGraph(model: Graph, opts: LossGraphOptions = {}): Graph {
     const branch = branches.get(n.id);
     if (branch !== undefined) {
       // x + f(x)·mask: the mask of site `stream`, counted in graph order
-      const b = byIdOf(model, branch);
+      const b = byId.get(branch)!;
       const mask = r.emit('dropout_mask', [key], { shape: [...b.type.shape], p, stream: stream++ }, { scope: `${b.scope}.dropout` });
       const dropped = r.emit('mul', [r.get(branch), mask], {}, { scope: `${b.scope}.dropout` });
       r.set(n.id, r.emit('add', [r.get(n.inputs[0]!), dropped], n.attrs, { scope: n.scope, ...(n.loc ? { loc: n.loc } : {}) }));
@@ -97,10 +98,6 @@ export function lossGraph(model: Graph, opts: LossGraphOptions = {}): Graph {
   const loss = r.emit('mean', [perToken], { axis: 0 }, at); // [1]
   const outputs = [{ name: 'loss', value: loss }, ...(opts.keepLogits ? [{ name: 'logits', value: r.get(logits.id) }] : [])];
   return dropDead(r.finish({ outputs }), 'loss-graph', (n) => n.op === 'input').graph;
-}
-
-function byIdOf(g: Graph, id: number) {
-  return g.nodes.find((n) => n.id === id)!;
 }
 
 /** lossGraph through autodiff: outputs `loss` and `grad:<param>` for every f32 param (or those named). */

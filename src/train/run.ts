@@ -98,6 +98,19 @@ export function resumeKey(r: Pick<TrainRun, 'settings' | 'identity'>): Record<st
   return { ...numeric, ...r.identity };
 }
 
+/**
+ * Whether checkpoint `ck` can resume run `r`: a K1025 naming what differs, else the note on what
+ * may change (undefined when nothing did). Cheap: the CLI asks before it compiles anything.
+ */
+export function checkResume(ck: LoadedCheckpoint, r: Pick<TrainRun, 'settings' | 'identity'>): string | undefined {
+  const loose = new Set<string>(RESUME_MAY_CHANGE);
+  const diff = settingsDiffer(ck.settings, resumeKey(r));
+  const fatal = diff.filter((d) => !loose.has(d.slice(0, d.indexOf(':'))));
+  if (fatal.length) throw new KilnError('K1025', `--resume ${ck.dir}: made by another run (${fatal.join('; ')})`);
+  if (ck.step >= r.settings.steps) throw new KilnError('K1025', `--resume ${ck.dir}: that run already finished its ${r.settings.steps} steps`);
+  return diff.length ? `resuming with settings changed since the checkpoint (${diff.join('; ')}): the losses from here differ from the first run's` : undefined;
+}
+
 /** The mean validation loss over at most `batches` micro-batches of the held-out windows. */
 export function validationLoss(p: TrainingPrograms, data: TrainingData, batch: number, batches: number): { loss: number; windows: number } | undefined {
   if (!data.val) return undefined;
@@ -130,11 +143,8 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   let tokens = 0;
   if (run.resume) {
     const ck = run.resume;
-    const loose = new Set<string>(RESUME_MAY_CHANGE);
-    const diff = settingsDiffer(ck.settings, resumeKey(run));
-    const fatal = diff.filter((d) => !loose.has(d.slice(0, d.indexOf(':'))));
-    if (fatal.length) throw new KilnError('K1025', `--resume ${ck.dir}: made by another run (${fatal.join('; ')})`);
-    if (diff.length) run.hooks?.onNote?.(`resuming with settings changed since the checkpoint (${diff.join('; ')}): the losses from here differ from the first run's`);
+    const note = checkResume(ck, run);
+    if (note) run.hooks?.onNote?.(note);
     for (const p of params) {
       const w = ck.tensors.params[p.name];
       if (!w || w.length !== weights[p.name]!.length) throw new KilnError('K1025', `--resume ${ck.dir}: no weights of the right size for '${p.name}'`);
@@ -145,7 +155,6 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     start = ck.step;
     tokens = Number(ck.progress['tokens'] ?? 0);
   }
-  if (start >= s.steps) throw new KilnError('K1025', `--resume ${run.resume!.dir}: that run already finished its ${s.steps} steps`);
   programs.setWeights(weights);
 
   const grads: Record<string, Float32Array> = Object.fromEntries(params.map((p) => [p.name, new Float32Array(weights[p.name]!.length)]));
