@@ -160,10 +160,11 @@ export async function trainCommand(spec: string, o: TrainCliOptions): Promise<vo
   const programs = await TrainingPrograms.create(g, backend, seq, { dropout: o.dropout });
   const paramBytes = programs.params.reduce((a, p) => a + 4 * p.shape.reduce((x, y) => x * y, 1), 0);
   const arena = programs.grad.plan.arenaBytes;
-  // on the host: the weights, the step's gradient sum, one row's gradients and AdamW's two moments
+  // on the host: the starting weights, and in the update kernels' memory the weights, the step's
+  // gradient sum, one row's gradients and AdamW's two moments (run.ts)
   process.stderr.write(
     `kiln: memory: ${humanBytes(arena)} of intermediates per window (activations kept for the backward pass included), ` +
-      `${humanBytes(paramBytes)} of weights, and four times that for the gradients and AdamW moments: ${humanBytes(arena + 5 * paramBytes)}, ` +
+      `${humanBytes(paramBytes)} of weights, and five times that for the weights being trained, the gradients and AdamW moments: ${humanBytes(arena + 6 * paramBytes)}, ` +
       `beside the ${backend.name} backend's own copies of the weights\n`,
   );
 

@@ -29,6 +29,7 @@
  * alone then. The norm before clipping is returned.
  */
 import { InternalError, KilnError } from '../../graph/errors.js';
+import type { AdamWConstants, UpdateKernels } from './update-kernels.js';
 
 const f32 = Math.fround;
 
@@ -113,13 +114,18 @@ export class AdamW {
   private readonly m: Float32Array[];
   private readonly v: Float32Array[];
 
-  constructor(params: readonly ParamSpec[], opts: AdamWOptions = {}) {
+  /**
+   * `kernels`: run the update there (update-kernels.ts, the same bits), over moments held in its
+   * memory; the weights and gradients given to `update` must live there too. Without: these loops.
+   */
+  constructor(params: readonly ParamSpec[], opts: AdamWOptions = {}, private readonly kernels?: UpdateKernels) {
     const o = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, ...opts };
     checkHyper(o);
     this.options = o;
     this.params = params.map((p) => ({ ...p }));
-    this.m = params.map((p) => new Float32Array(p.size));
-    this.v = params.map((p) => new Float32Array(p.size));
+    const zeros = (n: number) => (kernels ? kernels.alloc(n) : new Float32Array(n));
+    this.m = params.map((p) => zeros(p.size));
+    this.v = params.map((p) => zeros(p.size));
   }
 
   /** updates done so far */
@@ -135,14 +141,18 @@ export class AdamW {
     const { beta1, beta2, eps, weightDecay } = this.options;
     const t = ++this.t;
     // Python doubles, as torch computes them, each cast to float32 where a kernel takes it.
-    const b1 = f32(beta1);
-    const c1 = f32(1 - beta1);
-    const b2 = f32(beta2);
-    const c2 = f32(1 - beta2);
-    const negStepSize = f32(-(lr / (1 - beta1 ** t)));
-    const bc2Sqrt = f32(Math.sqrt(1 - beta2 ** t));
-    const epsF = f32(eps);
-    const keep = f32(1 - lr * weightDecay);
+    const c: AdamWConstants = {
+      b1: f32(beta1),
+      c1: f32(1 - beta1),
+      b2: f32(beta2),
+      c2: f32(1 - beta2),
+      negStepSize: f32(-(lr / (1 - beta1 ** t))),
+      bc2Sqrt: f32(Math.sqrt(1 - beta2 ** t)),
+      eps: f32(eps),
+      keep: f32(1 - lr * weightDecay),
+    };
+    const { b1, c1, b2, c2, negStepSize, bc2Sqrt, keep } = c;
+    const epsF = c.eps;
     for (let k = 0; k < this.params.length; k++) {
       const spec = this.params[k]!;
       const w = weights[k]!;
@@ -152,6 +162,10 @@ export class AdamW {
       if (w.length !== spec.size || g.length !== spec.size)
         throw new InternalError(`AdamW.update: '${spec.name}' has ${w.length} weights and ${g.length} gradients, not ${spec.size}`);
       const decay = spec.decay && weightDecay !== 0;
+      if (this.kernels) {
+        this.kernels.adamw(w, g, m, v, decay, c);
+        continue;
+      }
       for (let i = 0; i < w.length; i++) {
         const gi = g[i]!;
         const wi = decay ? f32(w[i]! * keep) : w[i]!;
@@ -207,10 +221,10 @@ export function normF32(x: ArrayLike<number>): number {
   return f32(Math.sqrt(sum));
 }
 
-/** The global gradient norm: the norm of every tensor's norm (torch 1.13's order), a float32. */
-export function gradNorm(grads: readonly Float32Array[]): number {
+/** The global gradient norm: the norm of every tensor's norm (torch 1.13's order), a float32; `kernels`: each tensor's there. */
+export function gradNorm(grads: readonly Float32Array[], kernels?: UpdateKernels): number {
   if (grads.length === 0) return 0;
-  return normF32(grads.map(normF32));
+  return normF32(grads.map((g) => (kernels ? kernels.norm(g) : normF32(g))));
 }
 
 /**
@@ -218,10 +232,14 @@ export function gradNorm(grads: readonly Float32Array[]): number {
  * is below 1, and returns the norm before clipping. A non-finite norm leaves the gradients as they
  * are (torch would multiply them by NaN): the caller sees it in the result and stops.
  */
-export function clipGradNorm(grads: readonly Float32Array[], maxNorm: number): number {
+export function clipGradNorm(grads: readonly Float32Array[], maxNorm: number, kernels?: UpdateKernels): number {
   if (!(maxNorm > 0 && Number.isFinite(maxNorm))) throw new KilnError('K1016', `--clip (${maxNorm}) must be a number above 0`);
-  const norm = gradNorm(grads);
+  const norm = gradNorm(grads, kernels);
   const coef = f32(f32(1 / f32(norm + f32(1e-6))) * f32(maxNorm));
-  if (Number.isFinite(norm) && coef < 1) for (const g of grads) for (let i = 0; i < g.length; i++) g[i] = f32(g[i]! * coef);
+  if (Number.isFinite(norm) && coef < 1)
+    for (const g of grads) {
+      if (kernels) kernels.mul(g, coef);
+      else for (let i = 0; i < g.length; i++) g[i] = f32(g[i]! * coef);
+    }
   return norm;
 }

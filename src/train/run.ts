@@ -19,6 +19,7 @@ import { type CursorState, DataCursor, type TrainingData } from './data.js';
 import { type Schedule, checkSchedule, learningRate } from './schedule.js';
 import type { EvalRecord as MetricsEval, StepRecord } from './metrics.js';
 import { TrainingPrograms } from './step.js';
+import { UpdateKernels } from './update-kernels.js';
 
 export interface TrainSettings {
   readonly batch: number;
@@ -62,7 +63,7 @@ export interface TrainHooks {
 
 export interface TrainRun {
   readonly model: Graph;
-  /** Starting weights (updated in place). */
+  /** Starting weights (given the trained ones at the end; the run trains a copy). */
   readonly weights: Record<string, Float32Array>;
   readonly backend: Backend;
   readonly data: TrainingData;
@@ -132,12 +133,19 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   const programs = run.programs ?? (await TrainingPrograms.create(run.model, run.backend, s.seq, { dropout: s.dropout }));
   if (programs.dropout !== s.dropout) throw new KilnError('K1017', `training: the programs were compiled with dropout ${programs.dropout}, the settings say ${s.dropout}`);
   const params = programs.params;
-  const weights = run.weights;
-  for (const p of params) if (!weights[p.name]) throw new KilnError('K1017', `training: no weights for param '${p.name}'`);
+  for (const p of params) if (!run.weights[p.name]) throw new KilnError('K1017', `training: no weights for param '${p.name}'`);
+  // The weights, the step's gradient sums, one row's gradients and both moments live in the update
+  // kernels' memory, updated there in place; the caller's arrays get the weights back at the end.
+  const sizes = params.map((p) => run.weights[p.name]!.length);
+  const kernels = await UpdateKernels.create(5 * sizes.reduce((a, n) => a + n + 3, 0));
+  const weights: Record<string, Float32Array> = Object.fromEntries(params.map((p, k) => [p.name, kernels.alloc(sizes[k]!)]));
+  for (const p of params) weights[p.name]!.set(run.weights[p.name]!);
   const opt = new AdamW(
-    params.map((p) => ({ name: p.name, size: weights[p.name]!.length, decay: decays(p.shape) })),
+    params.map((p, k) => ({ name: p.name, size: sizes[k]!, decay: decays(p.shape) })),
     { beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay },
+    kernels,
   );
+  programs.sumWith(kernels);
   const cursor = new DataCursor(run.data.train, { shuffle: s.shuffle, seed: s.seed });
   let start = 0;
   let tokens = 0;
@@ -157,7 +165,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   }
   programs.setWeights(weights);
 
-  const grads: Record<string, Float32Array> = Object.fromEntries(params.map((p) => [p.name, new Float32Array(weights[p.name]!.length)]));
+  const grads: Record<string, Float32Array> = Object.fromEntries(params.map((p, k) => [p.name, kernels.alloc(sizes[k]!)]));
   const gradList = params.map((p) => grads[p.name]!);
   const weightList = params.map((p) => weights[p.name]!);
   const rows = s.batch * s.gradAccum;
@@ -198,16 +206,16 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     }
     const t1 = performance.now();
     const scale = 1 / rows;
-    for (const g of gradList) for (let i = 0; i < g.length; i++) g[i] = g[i]! * scale;
+    for (const g of gradList) kernels.scale(g, scale);
     const loss = lossSum / rows;
     const lr = learningRate(schedule, step);
-    const norm = s.clip > 0 ? clipGradNorm(gradList, s.clip) : gradNorm(gradList);
+    const norm = s.clip > 0 ? clipGradNorm(gradList, s.clip, kernels) : gradNorm(gradList, kernels);
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
       const what = !Number.isFinite(loss) ? `the loss is ${loss}` : `the gradient norm is ${norm}`;
       throw stopped(`at step ${step + 1}: ${what} (lr ${lr.toPrecision(3)}); the weights were not updated`);
     }
     opt.update(weightList, gradList, lr);
-    const bad = params.find((p) => !weights[p.name]!.every(Number.isFinite));
+    const bad = params.find((p) => !kernels.allFinite(weights[p.name]!));
     if (bad) throw stopped(`at step ${step + 1}: its update made '${bad.name}' hold values that are not finite (lr ${lr.toPrecision(3)}); these weights were not saved`);
     programs.setWeights(weights);
     tokens += rows * s.seq;
@@ -225,5 +233,6 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   if (s.saveEvery > 0) save(s.steps);
   const peakBytes = Math.max(programs.grad.plan.arenaBytes, programs.loss.plan.arenaBytes);
   if (!run.programs) programs.dispose();
-  return { weights, steps, evals, startStep: start, peakBytes };
+  for (const p of params) run.weights[p.name]!.set(weights[p.name]!);
+  return { weights: run.weights, steps, evals, startStep: start, peakBytes };
 }

@@ -23,6 +23,7 @@ import { type PassReport, runPipeline } from '../../passes/manager.js';
 import type { Pass } from '../../passes/pass.js';
 import { type MemoryPlan, planMemory } from '../../passes/plan-memory.js';
 import { DROPOUT_KEY, lossGraph, trainingGraph } from './loss-graph.js';
+import type { UpdateKernels } from './update-kernels.js';
 
 /**
  * The passes a training program runs: the inference pipeline without the KV cache (a training
@@ -113,18 +114,38 @@ export class TrainingPrograms {
    */
   accumulate(r: Row, into: Readonly<Record<string, Float32Array>>, key?: readonly [number, number], first = false): number {
     if (this.dropout > 0 && !key) throw new KilnError('K1017', 'a training program with dropout needs a dropout key per row');
-    // the gradients land in arrays reused from row to row where the backend takes them (wasm):
-    // a stories15M row's are 61 MB, which a new allocation per row pays for again in page faults
-    this.gradInto ??= Object.fromEntries(this.params.map((p) => [`grad:${p.name}`, new Float32Array(into[p.name]!.length)]));
-    const out = this.grad.exe.run({ ...this.args(r, this.dropout > 0 ? Int32Array.from(key!) : undefined), into: this.gradInto });
+    // A first row's gradients land in `into` itself; the others in arrays reused from row to row (a
+    // stories15M row's are 61 MB, which a new allocation per row pays for again in page faults),
+    // then added. A backend that does not take `into` (js) returns its own arrays: copied over.
+    this.gradInto ??= Object.fromEntries(this.params.map((p) => [`grad:${p.name}`, this.sum.alloc(into[p.name]!.length)]));
+    const given = first ? Object.fromEntries(this.params.map((p) => [`grad:${p.name}`, into[p.name]!])) : this.gradInto;
+    const out = this.grad.exe.run({ ...this.args(r, this.dropout > 0 ? Int32Array.from(key!) : undefined), into: given });
     for (const { name } of this.params) {
-      const g = out[`grad:${name}`] as Float32Array | undefined;
+      let g = out[`grad:${name}`] as Float32Array | undefined;
       const acc = into[name]!;
       if (!g) throw new KilnError('K1018', `the training program has no gradient for '${name}'`);
-      if (first) acc.set(g.subarray(0, acc.length));
-      else for (let i = 0; i < acc.length; i++) acc[i]! += g[i]!;
+      const mine = given[`grad:${name}`]!;
+      if (g !== mine) {
+        mine.set(g.subarray(0, acc.length));
+        g = mine;
+      }
+      if (!first) this.sum.add(acc, g);
     }
     return (out['loss'] as HostArray)[0]!;
+  }
+
+  /** How rows' gradients are summed: plain loops, or the update kernels (whose memory `into` must then be in). */
+  private sum: { alloc(n: number): Float32Array; add(dst: Float32Array, src: Float32Array): void } = {
+    alloc: (n) => new Float32Array(n),
+    add: (dst, src) => {
+      for (let i = 0; i < dst.length; i++) dst[i]! += src[i]!;
+    },
+  };
+
+  /** Sum rows with `kernels` from now on (train() does: its gradient sums live in their memory). */
+  sumWith(kernels: UpdateKernels): void {
+    this.sum = kernels;
+    this.gradInto = undefined;
   }
 
   /** The mean loss of one row, forward only. */

@@ -2,8 +2,10 @@
  * Moving f32x4 values through f64x2 arithmetic, for kernels that compute in doubles four elements
  * at a time (softmax, rmsnorm, SiLU): each operand expression is used once.
  */
-import type { Expr } from '../fn.js';
-import type { WasmCtx } from './kernel.js';
+import type { Expr, Mod } from '../fn.js';
+
+/** What these need of a kernel's context: the module (the training step's update kernels use them too). */
+type WasmCtx = { readonly m: Mod };
 
 const ZERO = new Array<number>(16).fill(0);
 
