@@ -151,8 +151,7 @@ export class AdamW {
       eps: f32(eps),
       keep: f32(1 - lr * weightDecay),
     };
-    const { b1, c1, b2, c2, negStepSize, bc2Sqrt, keep } = c;
-    const epsF = c.eps;
+    const { b1, c1, b2, c2, negStepSize, bc2Sqrt, keep, eps: epsF } = c;
     for (let k = 0; k < this.params.length; k++) {
       const spec = this.params[k]!;
       const w = weights[k]!;

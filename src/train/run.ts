@@ -134,10 +134,11 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   if (programs.dropout !== s.dropout) throw new KilnError('K1017', `training: the programs were compiled with dropout ${programs.dropout}, the settings say ${s.dropout}`);
   const params = programs.params;
   for (const p of params) if (!run.weights[p.name]) throw new KilnError('K1017', `training: no weights for param '${p.name}'`);
-  // The weights, the step's gradient sums, one row's gradients and both moments live in the update
-  // kernels' memory, updated there in place; the caller's arrays get the weights back at the end.
+  // Per param, the weights, the step's gradient sum, one row's gradients (TrainingPrograms allocates
+  // them, after sumWith) and both moments live in the update kernels' memory, updated there in
+  // place; the caller's arrays get the weights back at the end.
   const sizes = params.map((p) => run.weights[p.name]!.length);
-  const kernels = await UpdateKernels.create(5 * sizes.reduce((a, n) => a + n + 3, 0));
+  const kernels = await UpdateKernels.create([...sizes, ...sizes, ...sizes, ...sizes, ...sizes]);
   const weights: Record<string, Float32Array> = Object.fromEntries(params.map((p, k) => [p.name, kernels.alloc(sizes[k]!)]));
   for (const p of params) weights[p.name]!.set(run.weights[p.name]!);
   const opt = new AdamW(

@@ -9,12 +9,13 @@
  * two fused multiply-adds are done in f64x2 — a·b is exact in a double, so a·b + c rounded to a
  * double and then to a float32 is the single rounding unless that double lies exactly halfway
  * between two float32s (or in float32's subnormal range); a vector with such a lane goes through
- * the reference's fmaf for those four lanes. Measured on stories15M's 15.2M params: AdamW ~0.5 s
- * and the norm ~0.27 s a step in plain JS; here tens of milliseconds (bench/results/training.md).
+ * the reference's fmaf for those four lanes. Measured on stories15M's 15.2M params (wasm, 8×256,
+ * 2 threads): the whole update, binding the weights again included, took 16% of a step as plain
+ * JS loops and 2–3% of a 3.85 s step here.
  *
- * Every array is allocated by `alloc` before the first kernel runs (the memory never grows, so
- * the views stay valid) and padded to a whole vector: the elementwise kernels run over whole
- * vectors and may write the padding, which nothing reads.
+ * The memory is sized for the arrays named at `create` (it never grows, so the views stay valid);
+ * each is padded to a whole vector: the elementwise kernels run over whole vectors and may write
+ * the padding, which nothing reads.
  */
 import { InternalError, KilnError } from '../../graph/errors.js';
 import { Fn, loadBinaryen, type Binaryen, type Expr, type Mod } from '../../backends/wasm/fn.js';
@@ -189,9 +190,9 @@ export class UpdateKernels {
     private readonly bytes: number,
   ) {}
 
-  /** Room for arrays of `floats` elements in all (each padded to a vector). */
-  static async create(floats: number): Promise<UpdateKernels> {
-    const bytes = 64 + 16 * Math.ceil(floats / 4) + 16 * 64;
+  /** Room for arrays of these lengths, each `alloc`ed once. */
+  static async create(lengths: readonly number[]): Promise<UpdateKernels> {
+    const bytes = 64 + lengths.reduce((a, n) => a + 16 * Math.ceil(n / 4), 0);
     if (bytes > MAX_BYTES)
       throw new KilnError('K1020', `training holds the weights, the gradient sums, one row's gradients and AdamW's two moments in one WebAssembly memory: ${(bytes / 2 ** 30).toFixed(2)} GiB, past its 4 GiB`);
     compiled ??= new WA.Module(build(await loadBinaryen()));
